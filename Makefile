@@ -1,0 +1,49 @@
+# slimoci: build, test, demo. `make test` and `make demo` set up everything they need on a fresh Debian
+# machine as root (apt packages, Go modules, the test bed). The test bed cache lives outside the checkout.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export SLIMOCI_TESTBED ?= /var/cache/slimoci-testbed
+export CONTAINERS_CONF ?= $(SLIMOCI_TESTBED)/containers.conf
+
+GO ?= go
+BIN := bin/slimoci
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build deps testbed test unit e2e lint demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/slimoci
+
+# deps installs the Debian packages (root) and downloads the Go modules.
+deps:
+	testdata/testbed.sh deps
+	$(GO) mod download
+
+# testbed builds the base image and the sample apps (cached in $(SLIMOCI_TESTBED)).
+testbed: deps
+	testdata/testbed.sh build
+
+# test runs every test, unit and end-to-end, on a real test bed.
+test: testbed lint
+	$(GO) test -count=1 -timeout 45m ./...
+
+# unit runs the fast tests only: no test bed, no network.
+unit:
+	$(GO) test -short -count=1 ./...
+
+e2e: testbed
+	$(GO) test -count=1 -timeout 45m -run 'E2E' ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+
+# demo shows the main job on a sample image. For now: what `slimoci info` tells about the node sample.
+demo: testbed build
+	$(BIN) info oci:$(SLIMOCI_TESTBED)/oci/node:latest --dockerfile /tmp/slimoci-demo.Dockerfile
+	@echo; echo "Dockerfile written to /tmp/slimoci-demo.Dockerfile"
+
+clean:
+	rm -rf bin

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/slimoci/slimoci/oci"
+)
+
+// CLI is slimoci's command line: one struct per command, each in its own file.
+type CLI struct {
+	Globals
+
+	Info    InfoCmd    `cmd:"" help:"Describe an image: digests, platform, sizes, layers, config and the Dockerfile its history implies."`
+	Copy    CopyCmd    `cmd:"" help:"Copy an image between a registry, OCI layouts, docker-archives and OCI archives."`
+	Version VersionCmd `cmd:"" help:"Print slimoci's version and the versions of Go and its libraries."`
+}
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Debug    bool   `help:"Log debug messages to stderr."`
+	Insecure bool   `help:"Allow plain HTTP and unverified TLS to registries."`
+	Platform string `help:"Platform to pick from a multi-platform image, os/arch[/variant] (default: this host's)." placeholder:"OS/ARCH"`
+	Jobs     int    `help:"Concurrent blob transfers and layer reads." default:"4"`
+
+	stdout io.Writer
+	logger *slog.Logger
+}
+
+// ociOptions turns the global flags into options for the oci package.
+func (g *Globals) ociOptions() (*oci.Options, error) {
+	o := &oci.Options{Insecure: g.Insecure, Jobs: g.Jobs, Logger: g.logger, UserAgent: "slimoci/" + version}
+	if g.Platform != "" {
+		p, err := oci.ParsePlatform(g.Platform)
+		if err != nil {
+			return nil, err
+		}
+		o.Platform = &p
+	}
+	return o, nil
+}
+
+const description = `slimoci makes container images smaller without a Docker daemon.
+
+Image references: registry/repo:tag, registry/repo@sha256:..., docker://...; oci:DIR[:tag|@digest];
+docker-archive:FILE[:name:tag]; oci-archive:FILE[:tag]; or a plain path to an OCI layout or an archive.`
+
+// Main parses args, runs the command and renders its error as one line on stderr. It returns the exit code:
+// 0 on success, 1 when the command fails, 2 for a command line that does not parse.
+func Main(args []string, stdout, stderr io.Writer) int {
+	var cli CLI
+	exit := -1
+	parser, err := kong.New(&cli,
+		kong.Name("slimoci"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exit = code }),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "slimoci: %v\n", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 {
+		return exit // --help
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "slimoci: %s\n", oneLine(err))
+		return 2
+	}
+	level := slog.LevelWarn
+	if cli.Debug {
+		level = slog.LevelDebug
+	}
+	cli.Globals.stdout = stdout
+	cli.Globals.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	if err := kctx.Run(&cli.Globals); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "slimoci: interrupted")
+			return 130
+		}
+		fmt.Fprintf(stderr, "slimoci: %s\n", oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps an error to one line: registries sometimes answer with multi-line bodies.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+}

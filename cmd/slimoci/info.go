@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci/oci"
+	"github.com/slimoci/slimoci/reverse"
+)
+
+// InfoCmd describes an image.
+type InfoCmd struct {
+	Image      string `arg:"" help:"Image to describe." name:"IMAGE"`
+	JSON       bool   `help:"Print one JSON document instead of text." name:"json"`
+	Dockerfile string `help:"Also write the reverse-engineered Dockerfile to FILE." placeholder:"FILE" type:"path"`
+	NoMeasure  bool   `help:"Do not read the layers: uncompressed sizes stay unknown and layer blobs are not verified."`
+}
+
+func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
+	opts, err := g.ociOptions()
+	if err != nil {
+		return err
+	}
+	ref, err := oci.ParseReference(c.Image)
+	if err != nil {
+		return err
+	}
+	src, err := oci.Open(ctx, ref, opts)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	info, err := reverse.Inspect(ctx, src, &reverse.Options{SkipMeasure: c.NoMeasure, Jobs: g.Jobs, Logger: g.logger})
+	if err != nil {
+		return err
+	}
+	if c.Dockerfile != "" {
+		if err := atomicfile.WriteBytes(c.Dockerfile, []byte(info.Dockerfile)); err != nil {
+			return fmt.Errorf("writing Dockerfile %s: %w", c.Dockerfile, err)
+		}
+	}
+	if c.JSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	return renderInfo(g.stdout, info)
+}
+
+func renderInfo(out io.Writer, info *reverse.Info) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%s:\t%s\n", k, v)
+		}
+	}
+	row("Reference", info.Reference)
+	if info.Digest == "" {
+		row("Digest", "none (a docker-archive stores no manifest)")
+	} else {
+		row("Digest", info.Digest)
+	}
+	row("Index", info.IndexDigest)
+	row("Media type", info.MediaType)
+	row("Config", info.ConfigDigest)
+	row("Platform", info.Platform)
+	if !info.Created.IsZero() {
+		row("Created", info.Created.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	row("Author", info.Author)
+	row("Size", fmt.Sprintf("%s compressed, %s uncompressed, %d layers", size(info.CompressedSize), size(info.UncompressedSize), len(info.Layers)))
+	w.Flush()
+
+	fmt.Fprintln(out, "\nLayers:")
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  #\tDIGEST\tDIFFID\tCOMPRESSED\tUNCOMPRESSED\tCREATED BY")
+	for i, l := range info.Layers {
+		created := firstLine(l.Instruction)
+		if l.History < 0 {
+			created = "(not in the history)"
+		}
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\t%s\n", i, short(l.Digest), short(l.DiffID), size(l.CompressedSize), size(l.UncompressedSize), created)
+	}
+	w.Flush()
+
+	fmt.Fprintln(out, "\nConfig:")
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	c := info.Config
+	user := c.User
+	if user == "" {
+		user = "(none: root)"
+	}
+	crow := func(k string, vs ...string) {
+		if len(vs) == 0 || len(vs) == 1 && vs[0] == "" {
+			return
+		}
+		for i, v := range vs {
+			if i == 0 {
+				fmt.Fprintf(w, "  %s:\t%s\n", k, v)
+			} else {
+				fmt.Fprintf(w, "  \t%s\n", v)
+			}
+		}
+	}
+	crow("User", user)
+	crow("Entrypoint", list(c.Entrypoint))
+	crow("Cmd", list(c.Cmd))
+	crow("WorkingDir", c.WorkingDir)
+	if len(c.Env) > 0 {
+		crow("Env", c.Env...)
+	}
+	crow("ExposedPorts", strings.Join(c.ExposedPorts, " "))
+	crow("Volumes", strings.Join(c.Volumes, " "))
+	for _, k := range sortedKeys(c.Labels) {
+		crow("Label", k+"="+c.Labels[k])
+	}
+	if h := c.Healthcheck; h != nil {
+		crow("Healthcheck", fmt.Sprintf("%s interval=%s timeout=%s retries=%d", list(h.Test), h.Interval, h.Timeout, h.Retries))
+	}
+	if c.StopSignal != "" {
+		crow("StopSignal", c.StopSignal)
+	}
+	if len(c.Shell) > 0 {
+		crow("Shell", list(c.Shell))
+	}
+	w.Flush()
+
+	fmt.Fprintln(out, "\nDockerfile (reverse-engineered from the history):")
+	for _, line := range strings.Split(strings.TrimRight(info.Dockerfile, "\n"), "\n") {
+		fmt.Fprintln(out, "  "+line)
+	}
+	return nil
+}
+
+func size(n int64) string {
+	switch {
+	case n < 0:
+		return "-"
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1000*1000*1000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+func short(d string) string {
+	if d == "" {
+		return "-"
+	}
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return d[:len(d)-len(hex)] + hex[:12]
+	}
+	return d
+}
+
+func list(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func firstLine(s string) string {
+	line, _, more := strings.Cut(s, "\n")
+	line = strings.TrimSuffix(strings.TrimSpace(line), "\\")
+	if more {
+		return strings.TrimSpace(line) + " ..."
+	}
+	return line
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,268 @@
+package reverse
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slimoci/slimoci/oci"
+)
+
+// Info is what a person needs to understand an image; `slimoci info --json` prints it.
+type Info struct {
+	Reference string `json:"reference"`
+	Transport string `json:"transport"`
+	// Digest is the manifest digest; empty for a docker-archive, which stores no manifest.
+	Digest       string    `json:"digest,omitempty"`
+	IndexDigest  string    `json:"indexDigest,omitempty"`
+	MediaType    string    `json:"mediaType,omitempty"`
+	ConfigDigest string    `json:"configDigest"`
+	Platform     string    `json:"platform"`
+	Created      time.Time `json:"created,omitzero"`
+	Author       string    `json:"author,omitempty"`
+	// CompressedSize is the sum of the stored layer blobs; -1 when the source stores them uncompressed.
+	CompressedSize int64 `json:"compressedSize"`
+	// UncompressedSize is the sum of the layer tars; -1 when not measured.
+	UncompressedSize int64     `json:"uncompressedSize"`
+	Layers           []Layer   `json:"layers"`
+	Config           Config    `json:"config"`
+	History          []History `json:"history"`
+	Dockerfile       string    `json:"dockerfile"`
+}
+
+// Layer is one layer, with the history step that made it.
+type Layer struct {
+	// Digest and CompressedSize are the stored blob's; empty and -1 for a docker-archive.
+	Digest           string `json:"digest,omitempty"`
+	DiffID           string `json:"diffID"`
+	MediaType        string `json:"mediaType,omitempty"`
+	CompressedSize   int64  `json:"compressedSize"`
+	UncompressedSize int64  `json:"uncompressedSize"`
+	// History is the index of the history entry that created the layer, -1 when the history does not say.
+	History     int    `json:"history"`
+	CreatedBy   string `json:"createdBy,omitempty"`
+	Instruction string `json:"instruction,omitempty"`
+}
+
+// Config is the part of the image config a runtime uses.
+type Config struct {
+	User         string            `json:"user,omitempty"`
+	Env          []string          `json:"env,omitempty"`
+	Entrypoint   []string          `json:"entrypoint,omitempty"`
+	Cmd          []string          `json:"cmd,omitempty"`
+	WorkingDir   string            `json:"workingDir,omitempty"`
+	ExposedPorts []string          `json:"exposedPorts,omitempty"`
+	Volumes      []string          `json:"volumes,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	StopSignal   string            `json:"stopSignal,omitempty"`
+	Shell        []string          `json:"shell,omitempty"`
+	Healthcheck  *v1.HealthConfig  `json:"healthcheck,omitempty"`
+}
+
+// History is one history entry with its Dockerfile instruction.
+type History struct {
+	Created     time.Time `json:"created,omitzero"`
+	CreatedBy   string    `json:"createdBy,omitempty"`
+	Comment     string    `json:"comment,omitempty"`
+	EmptyLayer  bool      `json:"emptyLayer,omitempty"`
+	Instruction string    `json:"instruction,omitempty"`
+}
+
+// Options tune Inspect. The zero value measures with four concurrent layer reads.
+type Options struct {
+	// SkipMeasure leaves uncompressed sizes unknown instead of streaming every layer (which also verifies
+	// every layer against its digests).
+	SkipMeasure bool
+	// Jobs bounds concurrent layer reads; 0 means 4.
+	Jobs   int
+	Logger *slog.Logger
+}
+
+func (o *Options) fill() *Options {
+	out := Options{}
+	if o != nil {
+		out = *o
+	}
+	if out.Jobs <= 0 {
+		out.Jobs = 4
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &out
+}
+
+// Inspect describes the image src holds. Unless told not to, it streams every layer to measure its
+// uncompressed size, which verifies each blob against its digest and DiffID on the way.
+func Inspect(ctx context.Context, src *oci.Source, o *Options) (*Info, error) {
+	opts := o.fill()
+	img := src.Image
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config of %s: %w", src.Ref, err)
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("reading config of %s: %w", src.Ref, err)
+	}
+	info := &Info{
+		Reference:        src.Ref.String(),
+		Transport:        string(src.Ref.Transport),
+		ConfigDigest:     cfgName.String(),
+		Platform:         platform(cf),
+		Created:          cf.Created.Time,
+		Author:           cf.Author,
+		CompressedSize:   0,
+		UncompressedSize: 0,
+		Config:           config(cf.Config),
+		Dockerfile:       Dockerfile(cf.History),
+	}
+	if src.IndexDigest != nil {
+		info.IndexDigest = src.IndexDigest.String()
+	}
+	archive := src.Ref.Transport == oci.DockerArchive
+	var manifest *v1.Manifest
+	if !archive {
+		info.Digest = src.Digest.String()
+		if manifest, err = img.Manifest(); err != nil {
+			return nil, fmt.Errorf("reading manifest of %s: %w", src.Ref, err)
+		}
+		info.MediaType = string(manifest.MediaType)
+		if info.MediaType == "" {
+			mt, _ := img.MediaType()
+			info.MediaType = string(mt)
+		}
+	}
+	historyOf := layerHistory(cf.History, len(cf.RootFS.DiffIDs))
+	for _, h := range cf.History {
+		info.History = append(info.History, History{
+			Created: h.Created.Time, CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer,
+			Instruction: Instruction(h.CreatedBy),
+		})
+	}
+	for i, diffID := range cf.RootFS.DiffIDs {
+		l := Layer{DiffID: diffID.String(), CompressedSize: -1, UncompressedSize: -1, History: historyOf[i]}
+		if manifest != nil && i < len(manifest.Layers) {
+			d := manifest.Layers[i]
+			l.Digest, l.MediaType, l.CompressedSize = d.Digest.String(), string(d.MediaType), d.Size
+		}
+		if l.History >= 0 {
+			l.CreatedBy = cf.History[l.History].CreatedBy
+			l.Instruction = Instruction(l.CreatedBy)
+		}
+		info.Layers = append(info.Layers, l)
+	}
+	if manifest != nil && len(manifest.Layers) != len(cf.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("reading %s: the manifest lists %d layers, the config %d DiffIDs", src.Ref, len(manifest.Layers), len(cf.RootFS.DiffIDs))
+	}
+	if !opts.SkipMeasure {
+		if err := measure(ctx, img, cf.RootFS.DiffIDs, info.Layers, opts); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", src.Ref, err)
+		}
+	}
+	for _, l := range info.Layers {
+		info.CompressedSize = addKnown(info.CompressedSize, l.CompressedSize)
+		info.UncompressedSize = addKnown(info.UncompressedSize, l.UncompressedSize)
+	}
+	return info, nil
+}
+
+func addKnown(sum, v int64) int64 {
+	if sum < 0 || v < 0 {
+		return -1
+	}
+	return sum + v
+}
+
+// measure streams each layer's uncompressed tar, with a bound on concurrency, and records its size.
+func measure(ctx context.Context, img v1.Image, diffIDs []v1.Hash, layers []Layer, o *Options) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Jobs)
+	for i, diffID := range diffIDs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			start := time.Now()
+			l, err := img.LayerByDiffID(diffID)
+			if err != nil {
+				return fmt.Errorf("layer %d: %w", i, err)
+			}
+			rc, err := l.Uncompressed()
+			if err != nil {
+				return fmt.Errorf("layer %d (%s): %w", i, diffID, err)
+			}
+			defer rc.Close()
+			n, err := io.Copy(io.Discard, &ctxReader{ctx: ctx, r: rc})
+			if err != nil {
+				return fmt.Errorf("layer %d (%s): %w", i, diffID, err)
+			}
+			layers[i].UncompressedSize = n
+			o.Logger.Debug("measured layer", "layer", i, "bytes", n, "took", time.Since(start))
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// layerHistory maps each layer to the history entry that made it: the entries that are not empty layers,
+// in order. When the counts disagree, the history cannot be trusted and no layer gets an entry.
+func layerHistory(history []v1.History, layers int) []int {
+	out := make([]int, layers)
+	for i := range out {
+		out[i] = -1
+	}
+	var idx []int
+	for i, h := range history {
+		if !h.EmptyLayer {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) != layers {
+		return out
+	}
+	copy(out, idx)
+	return out
+}
+
+func platform(cf *v1.ConfigFile) string {
+	p := cf.OS + "/" + cf.Architecture
+	if cf.Variant != "" {
+		p += "/" + cf.Variant
+	}
+	return p
+}
+
+func config(c v1.Config) Config {
+	out := Config{
+		User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir,
+		Labels: c.Labels, StopSignal: c.StopSignal, Shell: c.Shell, Healthcheck: c.Healthcheck,
+	}
+	for p := range c.ExposedPorts {
+		out.ExposedPorts = append(out.ExposedPorts, p)
+	}
+	sort.Strings(out.ExposedPorts)
+	for v := range c.Volumes {
+		out.Volumes = append(out.Volumes, v)
+	}
+	sort.Strings(out.Volumes)
+	return out
+}

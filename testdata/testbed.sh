@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# testbed.sh builds slimoci's real test bed from Debian packages: a bookworm base made with mmdebstrap from the
+# host's own apt sources, four sample apps built by podman (node, python, ruby, java), each exported as an OCI
+# layout, a docker-archive and an OCI archive. Idempotent: every step is skipped when its inputs are unchanged.
+#
+#   testdata/testbed.sh deps     install the Debian packages the test bed and the e2e tests need (root)
+#   testdata/testbed.sh build    deps + base + samples + exports (the default)
+#   testdata/testbed.sh env      print the variables the e2e tests read
+#
+# The cache lives outside the checkout: $SLIMOCI_TESTBED, default /var/cache/slimoci-testbed.
+# The mirror is never named here: mmdebstrap and the image builds read the host's apt configuration.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${SLIMOCI_TESTBED:-/var/cache/slimoci-testbed}
+samples=(node python ruby java)
+packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz)
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+
+deps() {
+	local missing=()
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" -eq 0 ] || { log "missing packages ${missing[*]}: run as root"; exit 1; }
+	log "installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# podman needs limits at or under this shell's hard limits, cgroupfs and runc on this kind of machine. The
+# settings live in the cache, never in the system's /etc.
+podman_conf() {
+	mkdir -p "$cache"
+	local nofile nproc
+	nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=1048576
+	nproc=$(ulimit -Hu); { [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; } && nproc=32768
+	cat >"$cache/containers.conf.tmp" <<CONF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+CONF
+	mv "$cache/containers.conf.tmp" "$cache/containers.conf"
+	export CONTAINERS_CONF="$cache/containers.conf"
+}
+
+apt_sources() {
+	if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+		echo /etc/apt/sources.list.d/debian.sources
+	elif [ -s /etc/apt/sources.list ]; then
+		echo /etc/apt/sources.list
+	else
+		log "no apt sources found in /etc/apt"; exit 1
+	fi
+}
+
+# stamp NAME INPUT...: true when NAME was built from exactly these inputs.
+fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+base() {
+	local src stamp want
+	src=$(apt_sources)
+	stamp="$cache/stamps/base"
+	want=$(printf '%s\n' "$(fingerprint "$src")" "$(fingerprint "$here/testbed.sh")" | sha256sum | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && podman image exists localhost/slimoci/base:latest; then
+		return 0
+	fi
+	log "building the bookworm base with mmdebstrap"
+	mkdir -p "$cache/stamps"
+	# The rootfs must not keep the mirror's address: its apt sources are removed, and image builds mount the
+	# host's sources instead.
+	mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+		--aptopt='Acquire::Check-Valid-Until "false"' \
+		--customize-hook='rm -f "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/*' \
+		bookworm "$cache/base.tar.tmp" "$src"
+	mv "$cache/base.tar.tmp" "$cache/base.tar"
+	podman import --quiet --change 'CMD ["/bin/bash"]' "$cache/base.tar" localhost/slimoci/base:latest >/dev/null
+	rm -f "$cache/base.tar"
+	echo "$want" >"$stamp"
+}
+
+sample() {
+	local s=$1 src stamp want
+	src=$(apt_sources)
+	stamp="$cache/stamps/$s"
+	want=$(printf '%s\n' "$(cat "$cache/stamps/base")" "$(find "$here/samples/$s" -type f | sort | xargs cat | sha256sum)" | sha256sum | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$cache/oci/$s/index.json" ]; then
+		return 0
+	fi
+	log "building sample $s"
+	rm -f "$stamp"
+	podman build --quiet --layers --format oci --network host \
+		-v "$src:/etc/apt/sources.list.d/host.${src##*.}:ro" \
+		-t "localhost/slimoci/$s:latest" "$here/samples/$s" >/dev/null
+	log "exporting sample $s"
+	mkdir -p "$cache/oci" "$cache/archives"
+	rm -rf "$cache/oci/$s" "$cache/archives/$s.docker.tar" "$cache/archives/$s.oci.tar"
+	skopeo copy --quiet "containers-storage:localhost/slimoci/$s:latest" "oci:$cache/oci/$s:latest"
+	skopeo copy --quiet "oci:$cache/oci/$s:latest" "docker-archive:$cache/archives/$s.docker.tar:localhost/slimoci/$s:latest"
+	skopeo copy --quiet "oci:$cache/oci/$s:latest" "oci-archive:$cache/archives/$s.oci.tar:latest"
+	echo "$want" >"$stamp"
+}
+
+envvars() {
+	echo "SLIMOCI_TESTBED=$cache"
+	echo "CONTAINERS_CONF=$cache/containers.conf"
+}
+
+cmd=${1:-build}
+case "$cmd" in
+deps) deps ;;
+build)
+	deps
+	podman_conf
+	base
+	for s in "${samples[@]}"; do sample "$s"; done
+	log "ready in $cache"
+	;;
+env) envvars ;;
+*) log "unknown command $cmd (deps, build, env)"; exit 2 ;;
+esac
