@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -278,6 +279,10 @@ type storeImage struct {
 	desc     v1.Descriptor
 	raw      []byte
 	manifest *v1.Manifest
+
+	configOnce sync.Once
+	config     *v1.ConfigFile
+	configErr  error
 }
 
 var _ partial.CompressedImageCore = (*storeImage)(nil)
@@ -324,10 +329,25 @@ func (i *storeImage) RawConfigFile() ([]byte, error) {
 	return readBlob(i.s, i.manifest.Config, "config")
 }
 
+// configFile parses the config once; layers take their DiffIDs from it.
+func (i *storeImage) configFile() (*v1.ConfigFile, error) {
+	i.configOnce.Do(func() {
+		raw, err := i.RawConfigFile()
+		if err != nil {
+			i.configErr = err
+			return
+		}
+		if i.config, err = v1.ParseConfigFile(bytes.NewReader(raw)); err != nil {
+			i.configErr = fmt.Errorf("%w: config %s: %v", ErrFormat, i.manifest.Config.Digest, err)
+		}
+	})
+	return i.config, i.configErr
+}
+
 func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	for _, l := range i.manifest.Layers {
+	for n, l := range i.manifest.Layers {
 		if l.Digest == h {
-			return &storeLayer{s: i.s, desc: l}, nil
+			return &storeLayer{s: i.s, desc: l, image: i, index: n}, nil
 		}
 	}
 	if i.manifest.Config.Digest == h {
@@ -337,8 +357,26 @@ func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 }
 
 type storeLayer struct {
-	s    blobStore
-	desc v1.Descriptor
+	s     blobStore
+	desc  v1.Descriptor
+	image *storeImage
+	index int
+}
+
+// DiffID comes from the config. Without it, go-containerregistry's partial package would decompress the whole
+// layer to compute it.
+func (l *storeLayer) DiffID() (v1.Hash, error) {
+	if l.image == nil {
+		return v1.Hash{}, fmt.Errorf("%w: blob %s is not a layer", ErrNotFound, l.desc.Digest)
+	}
+	cf, err := l.image.configFile()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if l.index >= len(cf.RootFS.DiffIDs) {
+		return v1.Hash{}, fmt.Errorf("%w: layer %d (%s) has no DiffID in the config", ErrFormat, l.index, l.desc.Digest)
+	}
+	return cf.RootFS.DiffIDs[l.index], nil
 }
 
 var _ partial.CompressedLayer = (*storeLayer)(nil)

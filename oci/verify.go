@@ -117,10 +117,15 @@ type decompressed struct {
 
 func (d *decompressed) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
-	if errors.Is(err, io.EOF) && d.src != d.r {
-		// Trailing bytes after the compressed stream are read too: the blob digest covers them.
-		if _, derr := io.Copy(io.Discard, d.src); derr != nil {
+	if err != nil && d.src != d.r {
+		// Trailing bytes after the compressed stream are read too: the blob digest covers them. When the
+		// decoder fails, the rest of the blob is read as well: a blob that does not match its digest is
+		// reported as such, rather than as whatever the decoder tripped on.
+		if _, derr := io.Copy(io.Discard, d.src); derr != nil && (errors.Is(err, io.EOF) || errors.Is(derr, ErrDigest)) {
 			return n, derr
+		}
+		if !errors.Is(err, io.EOF) {
+			return n, fmt.Errorf("corrupt compressed stream: %w", err)
 		}
 	}
 	return n, err

@@ -32,7 +32,7 @@ func (c *CopyCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer s.Close()
 	if err := oci.Write(ctx, s.Image, dst, opts); err != nil {
-		return err
+		return fmt.Errorf("copying %s: %w", src, err)
 	}
 	fmt.Fprintf(g.stdout, "copied %s to %s\n", src, dst)
 	return nil

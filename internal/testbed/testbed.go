@@ -1,0 +1,157 @@
+// Package testbed gives end-to-end tests the real test bed that testdata/testbed.sh builds: the sample images
+// as OCI layouts and archives, and a real registry (Debian's docker-registry) on 127.0.0.1.
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Samples are the test bed's sample apps, each answering GET / on port 8080.
+var Samples = []string{"node", "python", "ruby", "java"}
+
+// Bed is a prepared test bed.
+type Bed struct{ Dir string }
+
+// Find returns the test bed named by $SLIMOCI_TESTBED, or why it cannot be used.
+func Find() (*Bed, string) {
+	dir := os.Getenv("SLIMOCI_TESTBED")
+	if dir == "" {
+		return nil, "SLIMOCI_TESTBED is not set: run the end-to-end tests with `make test` or `make e2e`, which build the test bed"
+	}
+	b := &Bed{Dir: dir}
+	for _, s := range Samples {
+		for _, f := range []string{filepath.Join(b.Layout(s), "index.json"), b.DockerArchive(s), b.OCIArchive(s)} {
+			if _, err := os.Stat(f); err != nil {
+				return nil, fmt.Sprintf("test bed in %s is incomplete (%v): run `make testbed`", dir, err)
+			}
+		}
+	}
+	for _, tool := range []string{"docker-registry", "skopeo", "podman", "umoci"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Sprintf("%s is not installed: run `make deps`", tool)
+		}
+	}
+	return b, ""
+}
+
+// Layout is the sample's OCI layout directory (tag "latest").
+func (b *Bed) Layout(s string) string { return filepath.Join(b.Dir, "oci", s) }
+
+// DockerArchive is the sample's docker-archive, holding localhost/slimoci/NAME:latest.
+func (b *Bed) DockerArchive(s string) string {
+	return filepath.Join(b.Dir, "archives", s+".docker.tar")
+}
+
+// OCIArchive is the sample's OCI archive (tag "latest").
+func (b *Bed) OCIArchive(s string) string { return filepath.Join(b.Dir, "archives", s+".oci.tar") }
+
+// Registry is a running docker-registry on 127.0.0.1, storing into a temporary directory.
+type Registry struct {
+	Addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// StartRegistry starts docker-registry with its own configuration (never the packaged one, which listens on
+// every interface) on a free port, and waits until /v2/ answers.
+func StartRegistry() (*Registry, error) {
+	dir, err := os.MkdirTemp("", "slimoci-registry-")
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	config := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s/data
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, dir, addr)
+	cfgFile := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	r := &Registry{Addr: addr, dir: dir}
+	r.cmd = exec.Command("docker-registry", "serve", cfgFile)
+	r.cmd.Stdout, r.cmd.Stderr = nil, nil
+	if err := r.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting docker-registry: %w", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			r.Stop()
+			return nil, fmt.Errorf("docker-registry on %s did not answer in 15 s: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop kills the registry and removes its storage.
+func (r *Registry) Stop() {
+	if r == nil {
+		return
+	}
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+	}
+	os.RemoveAll(r.dir)
+}
+
+// Skopeo runs skopeo with TLS verification off (the registry is plain HTTP on 127.0.0.1).
+func Skopeo(ctx context.Context, args ...string) ([]byte, error) {
+	return Run(ctx, "skopeo", args...)
+}
+
+// Run runs a tool and returns its stdout; its stderr is in the error.
+func Run(ctx context.Context, tool string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, tool, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// Push copies an image into the registry with skopeo, as an OCI manifest or (v2s2) a Docker schema 2 one.
+func (r *Registry) Push(ctx context.Context, src, repoTag string, v2s2 bool) error {
+	args := []string{"copy", "--quiet", "--dest-tls-verify=false"}
+	if v2s2 {
+		args = append(args, "--format", "v2s2")
+	}
+	args = append(args, src, "docker://"+r.Addr+"/"+repoTag)
+	_, err := Skopeo(ctx, args...)
+	return err
+}
