@@ -27,7 +27,7 @@ deps() {
 	[ "$(id -u)" -eq 0 ] || { log "missing packages ${missing[*]}: run as root"; exit 1; }
 	log "installing ${missing[*]}"
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 # podman needs limits at or under this shell's hard limits, cgroupfs and runc on this kind of machine. The

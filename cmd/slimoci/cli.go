@@ -10,8 +10,10 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/slimoci/slimoci/oci"
 )
@@ -38,7 +40,12 @@ type Globals struct {
 
 // ociOptions turns the global flags into options for the oci package.
 func (g *Globals) ociOptions() (*oci.Options, error) {
-	o := &oci.Options{Insecure: g.Insecure, Jobs: g.Jobs, Logger: g.logger, UserAgent: "slimoci/" + version}
+	o := &oci.Options{
+		Insecure: g.Insecure, Jobs: g.Jobs, Logger: g.logger, UserAgent: "slimoci/" + version,
+		// Transient registry errors (5xx, 429, resets) are retried twice, after 0.5 and 1 s: enough for a
+		// hiccup, without making a user wait 13 s for a registry that is down.
+		Retry: &remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3},
+	}
 	if g.Platform != "" {
 		p, err := oci.ParsePlatform(g.Platform)
 		if err != nil {
