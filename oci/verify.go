@@ -208,3 +208,12 @@ func (l *verifiedLayer) Uncompressed() (io.ReadCloser, error) {
 	}
 	return newDigestReader(rc, diffID, -1, "layer "+diffID.String()+" (uncompressed)")
 }
+
+// DiffIDVerifier is implemented by the layers of images this package opens: their Uncompressed stream fails at
+// EOF with ErrDigest unless it matches the DiffID, so consumers need not hash it again.
+type DiffIDVerifier interface {
+	VerifiesDiffID()
+}
+
+// VerifiesDiffID implements DiffIDVerifier.
+func (l *verifiedLayer) VerifiesDiffID() {}

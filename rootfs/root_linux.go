@@ -1,0 +1,157 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// root confines every operation to one directory. Paths are resolved by the kernel with openat2
+// RESOLVE_IN_ROOT: absolute symlinks, ".." chains and symlinked directories all stay inside, as they would
+// inside a container whose root this is. Only a path's last component is then acted on, relative to its
+// parent's descriptor and never followed.
+type root struct {
+	fd int
+	// The last parent opened is kept, since layers list files grouped by directory. Anything that removes or
+	// replaces a path drops it: a kept descriptor must never outlive what its path means.
+	cachePath string
+	cacheFD   int
+}
+
+func openRoot(dir string) (*root, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return &root{fd: fd, cacheFD: -1}, nil
+}
+
+func (r *root) close() {
+	r.invalidate()
+	unix.Close(r.fd)
+}
+
+func (r *root) invalidate() {
+	if r.cacheFD >= 0 {
+		unix.Close(r.cacheFD)
+	}
+	r.cachePath, r.cacheFD = "", -1
+}
+
+const resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+
+// openat2 opens rel (relative, cleaned; "" is the root itself) inside the root.
+func (r *root) openat2(rel string, flags int) (int, error) {
+	if rel == "" {
+		rel = "."
+	}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolve})
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// dir returns a descriptor of the directory rel, creating missing directories (0755, as runtimes do) and
+// reporting each one it made through made. The descriptor belongs to the root's cache: do not close it.
+func (r *root) dir(rel string, made func(rel string)) (int, error) {
+	if r.cacheFD >= 0 && r.cachePath == rel {
+		return r.cacheFD, nil
+	}
+	fd, err := r.openat2(rel, unix.O_PATH|unix.O_DIRECTORY)
+	if errors.Is(err, unix.ENOENT) {
+		fd, err = r.mkdirAll(rel, made)
+	}
+	if err != nil {
+		return -1, err
+	}
+	r.invalidate()
+	r.cachePath, r.cacheFD = rel, fd
+	return fd, nil
+}
+
+func (r *root) mkdirAll(rel string, made func(rel string)) (int, error) {
+	parts := strings.Split(rel, "/")
+	cur := ""
+	for _, p := range parts {
+		next := path.Join(cur, p)
+		fd, err := r.openat2(next, unix.O_PATH|unix.O_DIRECTORY)
+		if err == nil {
+			unix.Close(fd)
+			cur = next
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return -1, err
+		}
+		pfd, err := r.openat2(cur, unix.O_PATH|unix.O_DIRECTORY)
+		if err != nil {
+			return -1, err
+		}
+		err = unix.Mkdirat(pfd, p, 0o755)
+		unix.Close(pfd)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, err
+		}
+		if err == nil && made != nil {
+			made(next)
+		}
+		cur = next
+	}
+	return r.openat2(rel, unix.O_PATH|unix.O_DIRECTORY)
+}
+
+// removeAt removes name in the directory dfd, recursively when it is a directory, never following symlinks.
+// A missing name is not an error.
+func removeAt(dfd int, name string) error {
+	err := unix.Unlinkat(dfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	// A directory an unprivileged unpack left without write permission still has to be emptied.
+	unix.Fchmod(fd, 0o700)
+	f := os.NewFile(uintptr(fd), name)
+	names, err := f.Readdirnames(-1)
+	if err == nil {
+		for _, n := range names {
+			if err = removeAt(fd, n); err != nil {
+				break
+			}
+		}
+	}
+	f.Close()
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR)
+}
+
+// procPath names an open descriptor for the *at calls that need a path (linkat).
+func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// isDirAt reports whether name in dfd is a directory (not following a symlink).
+func isDirAt(dfd int, name string) (exists, isDir bool, err error) {
+	var st unix.Stat_t
+	err = unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("stat %s: %w", name, err)
+	}
+	return true, st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
+}
