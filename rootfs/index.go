@@ -173,3 +173,34 @@ func (ix *Index) MarshalJSON() ([]byte, error) {
 func under(p, dir string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }
+
+// Resolve follows the symlinks on p's way inside the tree, as the kernel would with the tree as its root:
+// absolute targets start at the root and ".." stops there. The last component is followed only when
+// followLast is set. It reports ErrLoop after 40 symlinks. Missing components are kept as they are.
+func (ix *Index) Resolve(p string, followLast bool) (string, error) {
+	todo := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
+	cur := "/"
+	for hops := 0; len(todo) > 0; {
+		name := todo[0]
+		todo = todo[1:]
+		if name == "" {
+			continue
+		}
+		next := path.Join(cur, name)
+		e, ok := ix.entries[next]
+		if !ok || e.Type != TypeSymlink || (len(todo) == 0 && !followLast) {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", ErrLoop
+		}
+		base := cur
+		if path.IsAbs(e.Linkname) {
+			base = "/"
+		}
+		todo = append(strings.Split(strings.TrimPrefix(path.Join(base, e.Linkname), "/"), "/"), todo...)
+		cur = "/"
+	}
+	return cur, nil
+}

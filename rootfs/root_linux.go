@@ -77,10 +77,18 @@ func (r *root) dir(rel string, made func(rel string)) (int, error) {
 	return fd, nil
 }
 
+// mkdirAll creates the missing directories of rel. A component that is a symlink to something missing is
+// followed, inside the root, and the directories it names are created: a runtime's tar extraction does the
+// same (the symlink's target is resolved in the root, then made).
 func (r *root) mkdirAll(rel string, made func(rel string)) (int, error) {
-	parts := strings.Split(rel, "/")
+	todo := strings.Split(rel, "/")
 	cur := ""
-	for _, p := range parts {
+	for hops := 0; len(todo) > 0; {
+		p := todo[0]
+		todo = todo[1:]
+		if p == "" || p == "." {
+			continue
+		}
 		next := path.Join(cur, p)
 		fd, err := r.openat2(next, unix.O_PATH|unix.O_DIRECTORY)
 		if err == nil {
@@ -96,16 +104,44 @@ func (r *root) mkdirAll(rel string, made func(rel string)) (int, error) {
 			return -1, err
 		}
 		err = unix.Mkdirat(pfd, p, 0o755)
+		if errors.Is(err, unix.EEXIST) {
+			// A dangling symlink: continue from its target, resolved in the root.
+			target, rerr := readlinkat(pfd, p)
+			unix.Close(pfd)
+			if rerr != nil {
+				return -1, rerr
+			}
+			if hops++; hops > 40 {
+				return -1, unix.ELOOP
+			}
+			base := "/" + cur
+			if path.IsAbs(target) {
+				base = "/"
+			}
+			resolved := strings.TrimPrefix(path.Clean(path.Join(base, target)), "/")
+			todo = append(strings.Split(resolved, "/"), todo...)
+			cur = ""
+			continue
+		}
 		unix.Close(pfd)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
+		if err != nil {
 			return -1, err
 		}
-		if err == nil && made != nil {
+		if made != nil {
 			made(next)
 		}
 		cur = next
 	}
-	return r.openat2(rel, unix.O_PATH|unix.O_DIRECTORY)
+	return r.openat2(cur, unix.O_PATH|unix.O_DIRECTORY)
+}
+
+func readlinkat(dfd int, name string) (string, error) {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(dfd, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // removeAt removes name in the directory dfd, recursively when it is a directory, never following symlinks.

@@ -347,7 +347,13 @@ func (x *extractor) entry(layer int, hdr *tar.Header, r io.Reader) error {
 	}
 	p := path.Clean("/" + hdr.Name)
 	dir, base := path.Split(p)
-	dir = path.Clean(dir)
+	// The index names every entry by its real path: symlinks on the way to it are resolved, in the tree, as
+	// the kernel resolves them on disk.
+	dir, err := x.ix.Resolve(dir, true)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrLayer, err)
+	}
+	p = path.Join(dir, base)
 	if base == opaqueMarker {
 		return x.opaque(layer, dir)
 	}
@@ -559,7 +565,10 @@ func (x *extractor) symlink(pfd int, base string, e *Entry) error {
 // hardlink links p to target, both inside the root. The target is resolved in the root and its last
 // component is not followed: a hardlink to a symlink links the symlink, as tar does.
 func (x *extractor) hardlink(pfd int, base, p, linkname string, layer int) error {
-	target := path.Clean("/" + linkname)
+	target, err := x.ix.Resolve(linkname, false)
+	if err != nil {
+		return fmt.Errorf("%w: hardlink to %s: %v", ErrLayer, linkname, err)
+	}
 	te, ok := x.ix.Lookup(target)
 	if !ok {
 		return fmt.Errorf("%w: hardlink to %s, which no layer wrote", ErrLayer, target)
