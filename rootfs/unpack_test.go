@@ -122,6 +122,15 @@ type sandbox struct {
 func newSandbox(t testing.TB) *sandbox {
 	t.Helper()
 	parent := t.TempDir()
+	// Runs before TempDir's cleanup: an unprivileged unpack leaves read-only directories as the image says.
+	t.Cleanup(func() {
+		filepath.WalkDir(parent, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+	})
 	s := &sandbox{root: filepath.Join(parent, "root"), outside: filepath.Join(parent, "outside")}
 	os.Mkdir(s.outside, 0o755)
 	s.secret = filepath.Join(s.outside, "secret")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # testbed.sh builds slimoci's real test bed from Debian packages: a bookworm base made with mmdebstrap from the
-# host's own apt sources, four sample apps built by podman (node, python, ruby, java), each exported as an OCI
-# layout, a docker-archive and an OCI archive. Idempotent: every step is skipped when its inputs are unchanged.
+# host's own apt sources, four sample apps built by podman (node, python, ruby, java) and a fixture image with
+# tricky layers (layers), each exported as an OCI layout, a docker-archive and an OCI archive. Idempotent:
+# every step is skipped when its inputs are unchanged.
 #
 #   testdata/testbed.sh deps     install the Debian packages the test bed and the e2e tests need (root)
 #   testdata/testbed.sh build    deps + base + samples + exports (the default)
@@ -14,7 +15,12 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${SLIMOCI_TESTBED:-/var/cache/slimoci-testbed}
 samples=(node python ruby java)
+# fixtures are images for tests that are not apps.
+fixtures=(layers)
 packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz)
+
+# base_recipe changes whenever the way the base is made changes; with the apt sources, it keys the base's cache.
+base_recipe="mmdebstrap minbase bookworm, no apt sources kept, v1"
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
@@ -67,7 +73,7 @@ base() {
 	local src stamp want
 	src=$(apt_sources)
 	stamp="$cache/stamps/base"
-	want=$(printf '%s\n' "$(fingerprint "$src")" "$(fingerprint "$here/testbed.sh")" | sha256sum | cut -d' ' -f1)
+	want=$(printf '%s\n' "$(fingerprint "$src")" "$base_recipe" | sha256sum | cut -d' ' -f1)
 	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && podman image exists localhost/slimoci/base:latest; then
 		return 0
 	fi
@@ -119,7 +125,7 @@ build)
 	deps
 	podman_conf
 	base
-	for s in "${samples[@]}"; do sample "$s"; done
+	for s in "${samples[@]}" "${fixtures[@]}"; do sample "$s"; done
 	log "ready in $cache"
 	;;
 env) envvars ;;

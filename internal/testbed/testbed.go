@@ -17,6 +17,10 @@ import (
 // Samples are the test bed's sample apps, each answering GET / on port 8080.
 var Samples = []string{"node", "python", "ruby", "java"}
 
+// Fixtures are the test bed's images that are not apps: "layers" holds whiteouts, an opaque directory,
+// hardlinks, a fifo, setuid and owned files, and a directory replaced by a symlink.
+var Fixtures = []string{"layers"}
+
 // Bed is a prepared test bed.
 type Bed struct{ Dir string }
 
@@ -27,7 +31,7 @@ func Find() (*Bed, string) {
 		return nil, "SLIMOCI_TESTBED is not set: run the end-to-end tests with `make test` or `make e2e`, which build the test bed"
 	}
 	b := &Bed{Dir: dir}
-	for _, s := range Samples {
+	for _, s := range append(Samples, Fixtures...) {
 		for _, f := range []string{filepath.Join(b.Layout(s), "index.json"), b.DockerArchive(s), b.OCIArchive(s)} {
 			if _, err := os.Stat(f); err != nil {
 				return nil, fmt.Sprintf("test bed in %s is incomplete (%v): run `make testbed`", dir, err)
