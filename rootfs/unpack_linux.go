@@ -380,7 +380,13 @@ func (x *extractor) entry(layer int, hdr *tar.Header, r io.Reader) error {
 		err = x.mkdir(pfd, base, e)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		e.Type, e.Size = TypeFile, hdr.Size
-		err = x.file(pfd, base, e, r)
+		sparse := isSparse(hdr)
+		if sparse && hdr.Size > maxSparse {
+			// archive/tar hands out a sparse file's holes as zeros to read: a few bytes of layer could
+			// otherwise keep the unpack reading (and the disk filling) for hours.
+			return fmt.Errorf("%w: sparse file of %d bytes, more than the %d slimoci expands", ErrLayer, hdr.Size, int64(maxSparse))
+		}
+		err = x.file(pfd, base, e, r, sparse)
 	case tar.TypeSymlink:
 		e.Type, e.Linkname = TypeSymlink, hdr.Linkname
 		err = x.symlink(pfd, base, e)
@@ -502,7 +508,22 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-func (x *extractor) file(pfd int, base string, e *Entry, r io.Reader) error {
+// maxSparse bounds the logical size of a sparse file in a layer.
+const maxSparse = 1 << 30
+
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+func (x *extractor) file(pfd int, base string, e *Entry, r io.Reader, sparse bool) error {
 	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(pfd, base, flags, 0o600)
 	if errors.Is(err, unix.EEXIST) {
@@ -519,7 +540,12 @@ func (x *extractor) file(pfd int, base string, e *Entry, r io.Reader) error {
 	if x.buf == nil {
 		x.buf = make([]byte, 256<<10)
 	}
-	n, err := io.CopyBuffer(fileWriter{f}, r, x.buf)
+	var n int64
+	if sparse {
+		n, err = copySparse(f, r, x.buf, e.Size)
+	} else {
+		n, err = io.CopyBuffer(fileWriter{f}, r, x.buf)
+	}
 	if err != nil {
 		return err
 	}
@@ -532,6 +558,42 @@ func (x *extractor) file(pfd int, base string, e *Entry, r io.Reader) error {
 		return err
 	}
 	return setTimes(pfd, base, e.ModTime)
+}
+
+// copySparse writes a sparse entry, leaving its runs of zeros as holes: a sparse entry can declare a huge
+// size with little data, and archive/tar expands the holes into zeros.
+func copySparse(f *os.File, r io.Reader, buf []byte, size int64) (int64, error) {
+	var n int64
+	for {
+		m, err := io.ReadFull(r, buf)
+		if m > 0 {
+			chunk := buf[:m]
+			if allZero(chunk) {
+				if _, serr := f.Seek(int64(m), io.SeekCurrent); serr != nil {
+					return n, serr
+				}
+			} else if _, werr := f.Write(chunk); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, f.Truncate(size)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // fileWriter hides os.File's ReadFrom, which would look for copy_file_range on a reader that is never a file.

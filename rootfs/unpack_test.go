@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -426,5 +427,57 @@ func TestTargetChecks(t *testing.T) {
 	}
 	if _, err := Unpack(context.Background(), img, filepath.Join(dir, "x"), nil); !errors.Is(err, ErrTarget) {
 		t.Fatalf("file target: %v", err)
+	}
+}
+
+// sparseLayer has GNU tar write a real sparse archive of one file of the given size ending in "tail".
+func sparseLayer(t *testing.T, size int64) []byte {
+	t.Helper()
+	tarBin, err := exec.LookPath("tar")
+	if err != nil {
+		t.Skip("GNU tar is not installed")
+	}
+	work := t.TempDir()
+	f, err := os.Create(filepath.Join(work, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("tail"), size-4)
+	f.Close()
+	layer := filepath.Join(work, "layer.tar")
+	if out, err := exec.Command(tarBin, "--sparse", "--format=pax", "-C", work, "-cf", layer, "sparse").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	b, _ := os.ReadFile(layer)
+	if len(b) > 1<<20 {
+		t.Fatalf("GNU tar wrote %d bytes: not sparse", len(b))
+	}
+	return b
+}
+
+// A sparse entry declaring 1 TiB holds a few bytes of data: it is refused at once, not expanded; a 256 MiB
+// one is written with its holes left as holes.
+func TestSparse(t *testing.T) {
+	s := newSandbox(t)
+	start := time.Now()
+	_, err := Unpack(context.Background(), imageOf(t, sparseLayer(t, 1<<40)), s.root, nil)
+	if !errors.Is(err, ErrLayer) || !strings.Contains(err.Error(), "sparse file of 1099511627776 bytes") || time.Since(start) > 10*time.Second {
+		t.Fatalf("1 TiB sparse entry: %v after %v", err, time.Since(start))
+	}
+	const size = 256 << 20
+	s = newSandbox(t)
+	if _, err := Unpack(context.Background(), imageOf(t, sparseLayer(t, size)), s.root, nil); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(s.root, "sparse"), &st); err != nil || st.Size != size || st.Blocks*512 > 1<<20 {
+		t.Fatalf("sparse: size %d, %d blocks, %v", st.Size, st.Blocks, err)
+	}
+	tail := make([]byte, 4)
+	f, _ := os.Open(filepath.Join(s.root, "sparse"))
+	f.ReadAt(tail, size-4)
+	f.Close()
+	if string(tail) != "tail" {
+		t.Fatalf("sparse ends with %q", tail)
 	}
 }
