@@ -9,7 +9,7 @@ GO ?= go
 BIN := bin/slimoci
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps testbed test unit e2e lint demo clean
+.PHONY: all build deps testbed test unit e2e fuzz lint demo bench-unpack clean
 
 all: build
 
@@ -25,9 +25,15 @@ deps:
 testbed: deps
 	testdata/testbed.sh build
 
-# test runs every test, unit and end-to-end, on a real test bed.
+# test runs every test, unit and end-to-end, on a real test bed, then the fuzz targets for a bounded time.
 test: testbed lint
 	$(GO) test -count=1 -timeout 45m ./...
+	$(MAKE) fuzz FUZZTIME=60s
+
+FUZZTIME ?= 5m
+# fuzz runs the unpack fuzz target (seeded with the escape cases) for FUZZTIME.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./rootfs/
 
 # unit runs the fast tests only: no test bed, no network.
 unit:
@@ -44,6 +50,10 @@ lint:
 demo: testbed build
 	$(BIN) info oci:$(SLIMOCI_TESTBED)/oci/node:latest --dockerfile /tmp/slimoci-demo.Dockerfile
 	@echo; echo "Dockerfile written to /tmp/slimoci-demo.Dockerfile"
+
+# bench-unpack: slimoci unpack against umoci unpack and tar -xf on the Java sample (medians and ratios).
+bench-unpack: testbed build
+	testdata/bench/unpack.sh
 
 clean:
 	rm -rf bin

@@ -508,6 +508,13 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
+// umask is the process's: it decides which new files need a chmod.
+var umask = func() uint32 {
+	m := unix.Umask(0o022)
+	unix.Umask(m)
+	return uint32(m)
+}()
+
 // maxSparse bounds the logical size of a sparse file in a layer.
 const maxSparse = 1 << 30
 
@@ -525,12 +532,15 @@ func isSparse(hdr *tar.Header) bool {
 
 func (x *extractor) file(pfd int, base string, e *Entry, r io.Reader, sparse bool) error {
 	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Openat(pfd, base, flags, 0o600)
+	// Created with its permission bits (the descriptor is writable whatever they say), so that a chmod is
+	// needed only for setuid, setgid, sticky or bits the umask takes away.
+	perm := uint32(e.Mode & 0o777)
+	fd, err := unix.Openat(pfd, base, flags, perm)
 	if errors.Is(err, unix.EEXIST) {
 		if err := x.replace(pfd, e.Path, base); err != nil {
 			return err
 		}
-		fd, err = unix.Openat(pfd, base, flags, 0o600)
+		fd, err = unix.Openat(pfd, base, flags, perm)
 	}
 	if err != nil {
 		return err
@@ -550,12 +560,18 @@ func (x *extractor) file(pfd int, base string, e *Entry, r io.Reader, sparse boo
 		return err
 	}
 	x.stats.Bytes += n
-	if err := x.ownAndXattrs(fd, e); err != nil {
-		return err
+	// A new file of root's is root's already: directories are 0700 without setgid until finish().
+	chowned := x.privileged && (e.UID != 0 || e.GID != 0)
+	if chowned || len(e.Xattrs) > 0 {
+		if err := x.ownAndXattrs(fd, e); err != nil {
+			return err
+		}
 	}
 	// After chown, which clears setuid and setgid.
-	if err := unix.Fchmod(fd, uint32(e.Mode)); err != nil {
-		return err
+	if chowned || e.Mode&0o7000 != 0 || perm&umask != 0 {
+		if err := unix.Fchmod(fd, uint32(e.Mode)); err != nil {
+			return err
+		}
 	}
 	return setTimes(pfd, base, e.ModTime)
 }
