@@ -259,3 +259,37 @@ func copyDir(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+func TestUnpack(t *testing.T) {
+	dir, _ := sampleLayout(t)
+	target := filepath.Join(t.TempDir(), "rootfs")
+	out, errs, code := slimoci(t, "unpack", "oci:"+dir+":v1", target)
+	if code != 0 || !strings.Contains(out, "unpacked oci:"+dir+":v1 into "+target) {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	// --json prints the index, which names every path on disk.
+	target2 := filepath.Join(t.TempDir(), "rootfs")
+	out, errs, code = slimoci(t, "unpack", "--json", dir, target2)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var index struct {
+		Entries []struct {
+			Path string
+			Type string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &index); err != nil || len(index.Entries) < 2 {
+		t.Fatalf("index: %v, %d entries", err, len(index.Entries))
+	}
+	for _, e := range index.Entries {
+		if _, err := os.Lstat(filepath.Join(target2, e.Path)); err != nil {
+			t.Errorf("index names %s, not on disk: %v", e.Path, err)
+		}
+	}
+	// A target that is not empty is refused, untouched.
+	_, errs, code = slimoci(t, "unpack", dir, target)
+	if code != 1 || !strings.Contains(errs, target+" is not empty") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
