@@ -270,11 +270,17 @@ func TestE2EUnpackMatchesPodman(t *testing.T) {
 	bed := needBed(t)
 	needRoot(t)
 	ctx := context.Background()
-	out, err := testbed.Run(ctx, "podman", "image", "mount", "localhost/slimoci/layers:latest")
+	// podman gets the very image the layout holds, under a name of its own.
+	name := "localhost/slimoci-e2e/layers:latest"
+	if _, err := testbed.Skopeo(ctx, "copy", "--quiet", "oci:"+bed.Layout("layers")+":latest", "containers-storage:"+name); err != nil {
+		t.Fatal(err)
+	}
+	defer testbed.Run(ctx, "podman", "rmi", "-f", name)
+	out, err := testbed.Run(ctx, "podman", "image", "mount", name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer testbed.Run(ctx, "podman", "image", "unmount", "localhost/slimoci/layers:latest")
+	defer testbed.Run(ctx, "podman", "image", "unmount", name)
 	merged := strings.TrimSpace(string(out))
 	tree := unpack(t, bed.Layout("layers"), filepath.Join(scratch(t), "rootfs"))
 	ours, theirs := listDisk(t, tree.Dir), listDisk(t, merged)
