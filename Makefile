@@ -33,7 +33,7 @@ test: testbed lint
 FUZZTIME ?= 5m
 # fuzz runs the unpack fuzz target (seeded with the escape cases) for FUZZTIME.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./rootfs/
+	$(GO) test -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME) -fuzzminimizetime 20x ./rootfs/
 
 # unit runs the fast tests only: no test bed, no network.
 unit:

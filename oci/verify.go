@@ -6,8 +6,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
@@ -19,7 +19,7 @@ import (
 type digestReader struct {
 	r    io.Reader
 	c    io.Closer
-	h    hash.Hash
+	h    *asyncHash
 	want v1.Hash
 	size int64
 	n    int64
@@ -32,7 +32,7 @@ func newDigestReader(rc io.ReadCloser, want v1.Hash, size int64, what string) (i
 		rc.Close()
 		return nil, fmt.Errorf("%w: %s: digest algorithm %q is not supported", ErrDigest, what, want.Algorithm)
 	}
-	return &digestReader{r: rc, c: rc, h: sha256.New(), want: want, size: size, what: what}, nil
+	return &digestReader{r: rc, c: rc, h: newAsyncHash(), want: want, size: size, what: what}, nil
 }
 
 func (d *digestReader) Read(p []byte) (int, error) {
@@ -51,7 +51,7 @@ func (d *digestReader) Read(p []byte) (int, error) {
 			d.err = fmt.Errorf("%w: %s: %d bytes, its descriptor says %d (truncated?)", ErrDigest, d.what, d.n, d.size)
 			return n, d.err
 		}
-		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", d.h.Sum(nil))}
+		got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", d.h.sum())}
 		if got != d.want {
 			d.err = fmt.Errorf("%w: %s: content hashes to %s", ErrDigest, d.what, got)
 			return n, d.err
@@ -63,7 +63,65 @@ func (d *digestReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (d *digestReader) Close() error { return d.c.Close() }
+func (d *digestReader) Close() error {
+	d.h.stop()
+	return d.c.Close()
+}
+
+// asyncHash computes a SHA-256 on a goroutine of its own: the reader that feeds it (a decompressor, on the
+// critical path of an unpack) only copies the bytes. Measured on the Java sample's unpack: hashing was an
+// eighth of the CPU time, all of it on the decoding goroutines.
+type asyncHash struct {
+	ch      chan *[]byte
+	done    chan []byte
+	stopped bool
+	result  []byte
+}
+
+const hashChunk = 64 << 10
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, hashChunk); return &b }}
+
+func newAsyncHash() *asyncHash {
+	a := &asyncHash{ch: make(chan *[]byte, 16), done: make(chan []byte, 1)}
+	go func() {
+		h := sha256.New()
+		for bp := range a.ch {
+			h.Write(*bp)
+			*bp = (*bp)[:cap(*bp)]
+			hashBufs.Put(bp)
+		}
+		a.done <- h.Sum(nil)
+	}()
+	return a
+}
+
+func (a *asyncHash) Write(p []byte) {
+	for len(p) > 0 {
+		bp := hashBufs.Get().(*[]byte)
+		n := copy(*bp, p)
+		*bp = (*bp)[:n]
+		a.ch <- bp
+		p = p[n:]
+	}
+}
+
+// sum waits for the hash of everything written.
+func (a *asyncHash) sum() []byte {
+	a.stop()
+	if a.result == nil {
+		a.result = <-a.done
+	}
+	return a.result
+}
+
+// stop ends the goroutine; the hash is still collected by sum.
+func (a *asyncHash) stop() {
+	if !a.stopped {
+		a.stopped = true
+		close(a.ch)
+	}
+}
 
 // verifyBytes checks a small blob read whole.
 func verifyBytes(b []byte, want v1.Hash, what string) error {
