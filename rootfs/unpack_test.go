@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -245,12 +248,16 @@ func TestEscapes(t *testing.T) {
 	}
 }
 
+// capNetRaw is a vfs_cap_data, revision 2, effective, with cap_net_raw (13) permitted.
+var capNetRaw = []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
 func TestLayerSemantics(t *testing.T) {
 	withOwner := func(e ent, uid, gid int) ent { e.uid, e.gid = uid, gid; return e }
 	withMode := func(e ent, m int64) ent { e.mode = m; return e }
 	xa := file("bin/ping", "ping")
 	xa.mode = 0o4755
-	xa.xattrs = map[string]string{"user.note": "kept"}
+	// user.note, and file capabilities (cap_net_raw permitted, effective): only root may set the latter.
+	xa.xattrs = map[string]string{"user.note": "kept", "security.capability": string(capNetRaw)}
 	layers := [][]byte{
 		tarOf(t,
 			dir("etc"), file("etc/passwd", "root"), file("etc/group", "g"),
@@ -319,8 +326,15 @@ func TestLayerSemantics(t *testing.T) {
 	if e.UID != 1000 || e.GID != 1000 || e.Layer != 0 {
 		t.Errorf("index entry %+v", e)
 	}
-	if e, _ := tree.Index.Lookup("/bin/ping"); e.Xattrs["user.note"] != "kept" || e.Mode != 0o4755 {
+	if e, _ := tree.Index.Lookup("/bin/ping"); e.Xattrs["user.note"] != "kept" || e.Xattrs["security.capability"] != string(capNetRaw) || e.Mode != 0o4755 {
 		t.Errorf("bin/ping index %+v", e)
+	}
+	if os.Geteuid() == 0 {
+		buf := make([]byte, 64)
+		n, err := unix.Lgetxattr(filepath.Join(s.root, "bin/ping"), "security.capability", buf)
+		if err != nil || string(buf[:n]) != string(capNetRaw) {
+			t.Errorf("bin/ping capabilities on disk: %x, %v", buf[:max(n, 0)], err)
+		}
 	}
 	if e, ok := tree.Index.Lookup("/bin"); !ok || e.Layer != -1 || e.Type != TypeDir {
 		t.Errorf("implicit /bin: %+v", e)
@@ -479,5 +493,45 @@ func TestSparse(t *testing.T) {
 	f.Close()
 	if string(tail) != "tail" {
 		t.Fatalf("sparse ends with %q", tail)
+	}
+}
+
+// Layers compressed with zstd and gzip, in one image, through an OCI layout: each is decoded by its magic.
+func TestZstdAndGzipLayers(t *testing.T) {
+	ctx := context.Background()
+	var layers []v1.Layer
+	for i, c := range []compression.Compression{compression.ZStd, compression.GZip} {
+		b := tarOf(t, file(fmt.Sprintf("layer%d", i), strings.Repeat("z", 10000)))
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, tarball.WithCompression(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(t.TempDir(), "layout")
+	if err := oci.Write(ctx, img, oci.Reference{Transport: oci.Layout, Path: layout}, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	blob, _ := os.ReadFile(filepath.Join(layout, "blobs", "sha256", m.Layers[0].Digest.Hex))
+	if !bytes.HasPrefix(blob, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("the first layer is not zstd: % x", blob[:4])
+	}
+	src, err := oci.Open(ctx, oci.Reference{Transport: oci.Layout, Path: layout}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSandbox(t)
+	if _, err := Unpack(ctx, src.Image, s.root, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"layer0", "layer1"} {
+		if b, err := os.ReadFile(filepath.Join(s.root, p)); err != nil || len(b) != 10000 {
+			t.Fatalf("%s: %d bytes, %v", p, len(b), err)
+		}
 	}
 }
