@@ -1,0 +1,353 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	// libcontainer's init: nsenter's constructor, and device rules on cgroup v1.
+	_ "github.com/opencontainers/cgroups/devices"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+)
+
+// InitArg is the argument libcontainer re-executes the binary with to start a container's init. A binary that
+// uses this package calls Init first thing when os.Args[1] is InitArg (see cmd/slimoci/main.go).
+const InitArg = "init"
+
+// Init is the container's bootstrap: it does not return.
+func Init() { libcontainer.Init() }
+
+// Spec says what to run in the sandbox.
+type Spec struct {
+	// Args, Env and Cwd are the process's; Cwd "" means "/".
+	Args []string
+	Env  []string
+	Cwd  string
+	// UID, GID and Groups are the user to run as (resolved from the image's /etc/passwd by the caller).
+	UID, GID int
+	Groups   []int
+	// HostNetwork shares the host's network namespace; otherwise the sandbox has its own, loopback up.
+	HostNetwork bool
+	// Hostname of the sandbox; "" means "slimoci".
+	Hostname string
+	// Stdout and Stderr receive the process's output; nil discards it.
+	Stdout, Stderr io.Writer
+}
+
+// Options tune the sandbox. The zero value works as root.
+type Options struct {
+	// StateDir holds the sandbox's state, overlay and generated files; "" means a new directory under
+	// os.TempDir(). It is removed on Close.
+	StateDir string
+	Logger   *slog.Logger
+}
+
+// Sandbox is a running container over an unpacked tree. The tree is its overlay's lower directory: what the
+// app writes goes to the upper directory, never into the tree.
+type Sandbox struct {
+	id        string
+	state     string
+	merged    string
+	container *libcontainer.Container
+	process   *libcontainer.Process
+	log       *slog.Logger
+
+	waitOnce sync.Once
+	exit     *os.ProcessState
+	waitErr  error
+	done     chan struct{}
+}
+
+// ErrUnsupported is a sandbox this process cannot make (today: an unprivileged one).
+var ErrUnsupported = errors.New("sandbox not supported here")
+
+// Start runs spec in a new sandbox whose root is an overlay over tree. Close must be called, whatever happens.
+func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox, err error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%w: the sandbox needs root for now", ErrUnsupported)
+	}
+	opts := Options{}
+	if o != nil {
+		opts = *o
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	id := newID()
+	state := opts.StateDir
+	if state == "" {
+		if state, err = os.MkdirTemp("", "slimoci-sandbox-"); err != nil {
+			return nil, err
+		}
+	}
+	s = &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+	if s.merged, err = s.mountOverlay(tree); err != nil {
+		return nil, fmt.Errorf("mounting the overlay: %w", err)
+	}
+	cfg, err := s.config(spec)
+	if err != nil {
+		return nil, err
+	}
+	if s.container, err = libcontainer.Create(filepath.Join(state, "run"), id, cfg); err != nil {
+		return nil, fmt.Errorf("creating the container: %w", err)
+	}
+	s.process = &libcontainer.Process{
+		Args: spec.Args, Env: spec.Env, Cwd: orRoot(spec.Cwd),
+		UID: spec.UID, GID: spec.GID, AdditionalGroups: spec.Groups,
+		Stdout: orDiscard(spec.Stdout), Stderr: orDiscard(spec.Stderr),
+		Init: true,
+	}
+	if err := s.container.Run(s.process); err != nil {
+		return nil, fmt.Errorf("starting %v: %w", spec.Args, err)
+	}
+	go func() {
+		s.exit, s.waitErr = s.process.Wait()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+func orRoot(s string) string {
+	if s == "" {
+		return "/"
+	}
+	return s
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+func newID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "slimoci-" + hex.EncodeToString(b)
+}
+
+// mountOverlay mounts tree read-only under a writable upper directory.
+func (s *Sandbox) mountOverlay(tree string) (string, error) {
+	upper, work, merged := filepath.Join(s.state, "upper"), filepath.Join(s.state, "work"), filepath.Join(s.state, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", tree, upper, work)
+	if err := unix.Mount("overlay", merged, "overlay", 0, data); err != nil {
+		return "", &os.PathError{Op: "mount overlay", Path: merged, Err: err}
+	}
+	return merged, nil
+}
+
+// config is runc's default container (its masked and read-only paths, capabilities, devices and mounts) for
+// the process, with the hosts, hostname and resolv.conf files runtimes provide.
+func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
+	rs := specconv.Example()
+	rs.Root.Path = s.merged
+	rs.Root.Readonly = false
+	rs.Process.Terminal = false
+	rs.Process.Args = spec.Args
+	rs.Hostname = spec.Hostname
+	if rs.Hostname == "" {
+		rs.Hostname = "slimoci"
+	}
+	// Relative: nested under slimoci's own cgroup, within its limits.
+	rs.Linux.CgroupsPath = "slimoci/" + s.id
+	if spec.HostNetwork {
+		var keep []specs.LinuxNamespace
+		for _, ns := range rs.Linux.Namespaces {
+			if ns.Type != "network" {
+				keep = append(keep, ns)
+			}
+		}
+		rs.Linux.Namespaces = keep
+	}
+	files, err := s.etcFiles(rs.Hostname, spec.HostNetwork)
+	if err != nil {
+		return nil, err
+	}
+	for dst, src := range files {
+		rs.Mounts = append(rs.Mounts, specs.Mount{Destination: dst, Source: src, Type: "bind", Options: []string{"rbind", "ro"}})
+	}
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.id, Spec: rs})
+	if err != nil {
+		return nil, fmt.Errorf("making the container config: %w", err)
+	}
+	if !spec.HostNetwork {
+		cfg.Networks = []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}}
+	}
+	return cfg, nil
+}
+
+// etcFiles writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the sandbox, as runtimes do; they are
+// mounted over the image's and never count as its files.
+func (s *Sandbox) etcFiles(hostname string, hostNet bool) (map[string]string, error) {
+	dir := filepath.Join(s.state, "etc")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	hosts := "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	resolv := "nameserver 127.0.0.1\n"
+	if hostNet {
+		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+			resolv = string(b)
+		}
+	}
+	files := map[string]string{"/etc/hosts": hosts, "/etc/hostname": hostname + "\n", "/etc/resolv.conf": resolv}
+	out := map[string]string{}
+	for dst, content := range files {
+		src := filepath.Join(dir, filepath.Base(dst))
+		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
+			return nil, err
+		}
+		out[dst] = src
+	}
+	return out, nil
+}
+
+// Wait waits for the sandbox's process to exit, or ctx to end, and returns its exit code.
+func (s *Sandbox) Wait(ctx context.Context) (int, error) {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+	if s.waitErr != nil && s.exit == nil {
+		return -1, s.waitErr
+	}
+	if ws, ok := s.exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return s.exit.ExitCode(), nil
+}
+
+// Signal sends sig to the sandbox's init.
+func (s *Sandbox) Signal(sig os.Signal) error { return s.process.Signal(sig) }
+
+// Dial connects to addr inside the sandbox's network namespace (or the host's, with HostNetwork). The
+// connection keeps working from any goroutine once made.
+func (s *Sandbox) Dial(ctx context.Context, network, addr string) (c net.Conn, err error) {
+	st, err := s.container.State()
+	if err != nil {
+		return nil, err
+	}
+	nsPath := st.NamespacePaths[configs.NEWNET]
+	if nsPath == "" {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+	target, err := os.Open(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("entering the sandbox's network: %w", err)
+	}
+	defer func() {
+		if serr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); serr != nil {
+			// The thread is in the wrong namespace: let it die with the goroutine rather than be reused.
+			runtime.Goexit()
+		}
+	}()
+	return (&net.Dialer{}).DialContext(ctx, network, addr)
+}
+
+// Close stops the process (SIGKILL) and removes everything the sandbox made: the container and its cgroups,
+// the overlay mount, the state directory. It is safe to call more than once.
+func (s *Sandbox) Close() error {
+	var errs []error
+	if s.container != nil {
+		if s.process != nil {
+			s.container.Signal(unix.SIGKILL)
+			select {
+			case <-s.done:
+			case <-time.After(10 * time.Second):
+				errs = append(errs, errors.New("the sandbox's process did not die"))
+			}
+		}
+		if err := s.container.Destroy(); err != nil {
+			errs = append(errs, fmt.Errorf("destroying the container: %w", err))
+		}
+		removeCgroupParents(s.id)
+		s.container = nil
+	}
+	if s.merged != "" {
+		if err := unix.Unmount(s.merged, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting the overlay: %w", err))
+		}
+		s.merged = ""
+	}
+	if s.state != "" {
+		if err := os.RemoveAll(s.state); err != nil {
+			errs = append(errs, err)
+		}
+		s.state = ""
+	}
+	return errors.Join(errs...)
+}
+
+// removeCgroupParents removes the slimoci/ID directories libcontainer leaves above the leaf it destroys, in
+// every hierarchy slimoci's own cgroup is in.
+func removeCgroupParents(id string) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		ctrl := parts[1]
+		for _, mnt := range cgroupMounts(ctrl) {
+			os.Remove(filepath.Join(mnt, parts[2], "slimoci", id))
+			os.Remove(filepath.Join(mnt, parts[2], "slimoci"))
+		}
+	}
+}
+
+func cgroupMounts(ctrl string) []string {
+	if ctrl == "" {
+		return []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
+	}
+	var out []string
+	for _, c := range strings.Split(ctrl, ",") {
+		out = append(out, filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(c, "name=")))
+	}
+	out = append(out, filepath.Join("/sys/fs/cgroup", ctrl))
+	return out
+}

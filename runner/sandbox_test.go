@@ -1,0 +1,245 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slimoci/slimoci/internal/testbed"
+	"github.com/slimoci/slimoci/oci"
+	"github.com/slimoci/slimoci/rootfs"
+)
+
+// libcontainer re-executes this test binary as the container's init.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == InitArg {
+		Init()
+	}
+}
+
+// unpacked unpacks a test-bed sample into a scratch directory, once per test.
+func unpacked(t *testing.T, sample string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: end-to-end tests need the test bed")
+	}
+	bed, reason := testbed.Find()
+	if bed == nil {
+		t.Skip(reason)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root for now")
+	}
+	ctx := context.Background()
+	src, err := oci.Open(ctx, oci.Reference{Transport: oci.Layout, Path: bed.Layout(sample), Tag: "latest"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	base := "/dev/shm"
+	if _, err := os.Stat(base); err != nil {
+		base = ""
+	}
+	dir, err := os.MkdirTemp(base, "slimoci-runner-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tree, err := rootfs.Unpack(ctx, src.Image, filepath.Join(dir, "rootfs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree.Dir
+}
+
+// fingerprint hashes a whole tree: paths, modes, owners, sizes, times, link targets and contents.
+func fingerprint(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	var paths []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	sort.Strings(paths)
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		fmt.Fprintf(h, "%s %v %d %d %d %d\n", p, fi.Mode(), st.Uid, st.Gid, fi.Size(), fi.ModTime().UnixNano())
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			fmt.Fprintln(h, l)
+		case fi.Mode().IsRegular():
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(h, f)
+			f.Close()
+		}
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// leftovers lists what a closed sandbox must not leave: mounts under its state directory and its cgroups.
+func leftovers(t *testing.T, state, id string) []string {
+	t.Helper()
+	var out []string
+	if _, err := os.Stat(state); err == nil {
+		out = append(out, "state directory "+state)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	sc := bufio.NewScanner(bytes.NewReader(mi))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), state) {
+			out = append(out, "mount "+sc.Text())
+		}
+	}
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.HasSuffix(p, "/"+id) {
+			out = append(out, "cgroup "+p)
+			return fs.SkipDir
+		}
+		if strings.Count(p, "/") > 8 {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return out
+}
+
+func TestE2ESandboxRunsAndLeavesTheTree(t *testing.T) {
+	tree := unpacked(t, "python")
+	before := fingerprint(t, tree)
+	var out bytes.Buffer
+	ctx := context.Background()
+	s, err := Start(ctx, tree, Spec{
+		Args: []string{"python3", "-c", "import os, socket; open('/tmp/created', 'w').write('x'); open('/etc/passwd', 'a').write('x'); print('hello from', socket.gethostname(), os.getuid(), open('/etc/hostname').read().strip()); raise SystemExit(3)"},
+		Env:  []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+		UID:  65534, GID: 65534,
+		Stdout: &out, Stderr: &out,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, id := s.state, s.id
+	code, err := s.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// As nobody, writing /etc/passwd fails: the exit code is then python's 1, and the message says why.
+	if code != 1 || !strings.Contains(out.String(), "Permission denied") {
+		t.Fatalf("exit %d, output %q", code, out.String())
+	}
+	if l := leftovers(t, state, id); len(l) > 0 {
+		t.Fatalf("left behind: %v", l)
+	}
+	if after := fingerprint(t, tree); after != before {
+		t.Fatal("the unpacked tree changed")
+	}
+
+	// As root, with the writes allowed: they land in the overlay, not in the tree.
+	out.Reset()
+	s, err = Start(ctx, tree, Spec{
+		Args:   []string{"python3", "-c", "import socket; open('/tmp/created', 'w').write('x'); open('/etc/passwd', 'a').write('x'); print('hello from', socket.gethostname()); raise SystemExit(3)"},
+		Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+		Stdout: &out, Stderr: &out,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, id = s.state, s.id
+	code, err = s.Wait(ctx)
+	s.Close()
+	if err != nil || code != 3 || strings.TrimSpace(out.String()) != "hello from slimoci" {
+		t.Fatalf("exit %d (%v), output %q", code, err, out.String())
+	}
+	if l := leftovers(t, state, id); len(l) > 0 {
+		t.Fatalf("left behind: %v", l)
+	}
+	if after := fingerprint(t, tree); after != before {
+		t.Fatal("the unpacked tree changed")
+	}
+}
+
+func TestE2ESandboxServesHTTP(t *testing.T) {
+	tree := unpacked(t, "python")
+	ctx := context.Background()
+	var out bytes.Buffer
+	s, err := Start(ctx, tree, Spec{
+		Args: []string{"python3", "/app/app.py"}, Cwd: "/app",
+		Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=8080", "PYTHONUNBUFFERED=1"},
+		Stdout: &out, Stderr: &out,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: s.Dial}, Timeout: 2 * time.Second}
+	var body []byte
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.Get("http://127.0.0.1:8080/")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer in 20 s: %v\n%s", err, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(string(body), `"app":"python"`) {
+		t.Fatalf("body %q", body)
+	}
+	// The app is not reachable from the host's network: the sandbox has its own.
+	if resp, err := http.Get("http://127.0.0.1:8080/"); err == nil {
+		resp.Body.Close()
+		t.Fatal("the sandboxed app answered on the host's loopback")
+	}
+	// While it runs, the leftovers check sees its mount and cgroups (so that it means something after Close).
+	state, id := s.state, s.id
+	running := strings.Join(leftovers(t, state, id), "\n")
+	if !strings.Contains(running, "mount ") || !strings.Contains(running, "cgroup ") {
+		t.Fatalf("a running sandbox shows no mount or cgroup: %s", running)
+	}
+	s.Signal(syscall.SIGTERM)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if code, err := s.Wait(wctx); err != nil || code != 0 {
+		t.Fatalf("after SIGTERM: exit %d, %v", code, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l := leftovers(t, state, id); len(l) > 0 {
+		t.Fatalf("left behind: %v", l)
+	}
+}
