@@ -1,0 +1,265 @@
+package sensor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ExecHelperArg makes the sensor binary install the trace filter on itself and exec the app: the filter must
+// be installed after the tracer attached, and before the app's first instruction.
+const ExecHelperArg = "__slimoci_exec"
+
+// Record is what the sensor saw the app and every process it started do.
+type Record struct {
+	// Files maps each path the processes named (made absolute, not resolved: a symlink is recorded under the
+	// name used) to how it was used: "open", "exec", "stat", "access", "readlink".
+	Files map[string][]string `json:"files"`
+	// Execs are the programs started, in order.
+	Execs []Exec `json:"execs"`
+	// Syscalls counts the system calls made, by name, when every syscall was traced.
+	Syscalls map[string]int `json:"syscalls,omitempty"`
+	// ExitCode is the app's (128+N when killed by signal N).
+	ExitCode int `json:"exitCode"`
+}
+
+// Exec is one program started.
+type Exec struct {
+	PID  int      `json:"pid"`
+	PPID int      `json:"ppid"`
+	Path string   `json:"path"`
+	Argv []string `json:"argv"`
+}
+
+// TraceOptions say how to run the app under the tracer.
+type TraceOptions struct {
+	// Helper is the binary that runs with ExecHelperArg (the sensor itself; a test binary in tests).
+	Helper string
+	// AllSyscalls traces every syscall, to learn the set a seccomp profile must allow.
+	AllSyscalls bool
+	Env         []string
+	Dir         string
+	Stdout      *os.File
+	Stderr      *os.File
+	// Cred runs the app as this user (the helper drops to it before exec when set).
+	Cred *syscall.Credential
+}
+
+// ExecHelper is the helper's main: args are [ExecHelperArg, "all"|"paths", "--", app argv...]. It never
+// returns on success.
+func ExecHelper(args []string) error {
+	if len(args) < 4 || args[0] != ExecHelperArg || args[2] != "--" {
+		return fmt.Errorf("usage: %s all|paths -- ARGV", ExecHelperArg)
+	}
+	argv := args[3:]
+	bin, err := exec.LookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	if err := installFilter(traceFilter(args[1] == "all"), !hasSysAdmin()); err != nil {
+		return err
+	}
+	return unix.Exec(bin, argv, os.Environ())
+}
+
+func hasSysAdmin() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Effective&(1<<unix.CAP_SYS_ADMIN) != 0
+}
+
+// Trace runs argv under seccomp-trace and records every path syscall (and, with AllSyscalls, every syscall)
+// of the app and its descendants until the last of them exits.
+func Trace(argv []string, o TraceOptions) (*Record, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	mode := "paths"
+	if o.AllSyscalls {
+		mode = "all"
+	}
+	cmd := exec.Command(o.Helper, append([]string{ExecHelperArg, mode, "--"}, argv...)...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = o.Env, o.Dir, o.Stdout, o.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Credential: o.Cred}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %v: %w", argv, err)
+	}
+	pid := cmd.Process.Pid
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
+		return nil, err
+	}
+	opts := unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
+		unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
+	if err := unix.PtraceSetOptions(pid, opts); err != nil {
+		return nil, fmt.Errorf("setting trace options: %w", err)
+	}
+	t := &tracer{rec: &Record{Files: map[string][]string{}}, parent: map[int]int{}, live: map[int]bool{pid: true}, root: pid, all: o.AllSyscalls}
+	if o.AllSyscalls {
+		t.rec.Syscalls = map[string]int{}
+	}
+	if err := unix.PtraceCont(pid, 0); err != nil {
+		return nil, err
+	}
+	return t.loop()
+}
+
+type tracer struct {
+	rec    *Record
+	parent map[int]int
+	live   map[int]bool
+	root   int
+	all    bool
+	// helperExec is the helper's own exec of the app, which is the app's first record, not the helper's.
+	sawFirstExec bool
+}
+
+func (t *tracer) loop() (*Record, error) {
+	for len(t.live) > 0 {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return t.rec, err
+		}
+		switch {
+		case ws.Exited() || ws.Signaled():
+			delete(t.live, pid)
+			if pid == t.root {
+				if ws.Exited() {
+					t.rec.ExitCode = ws.ExitStatus()
+				} else {
+					t.rec.ExitCode = 128 + int(ws.Signal())
+				}
+			}
+			continue
+		case !ws.Stopped():
+			continue
+		}
+		t.live[pid] = true
+		sig := ws.StopSignal()
+		forward := 0
+		switch {
+		case sig == unix.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_SECCOMP:
+			t.syscall(pid)
+		case sig == unix.SIGTRAP && (ws.TrapCause() == unix.PTRACE_EVENT_FORK || ws.TrapCause() == unix.PTRACE_EVENT_VFORK || ws.TrapCause() == unix.PTRACE_EVENT_CLONE):
+			if msg, err := unix.PtraceGetEventMsg(pid); err == nil {
+				t.parent[int(msg)] = pid
+				t.live[int(msg)] = true
+			}
+		case sig == unix.SIGTRAP && ws.TrapCause() == unix.PTRACE_EVENT_EXEC:
+			t.exec(pid)
+		case sig == unix.SIGTRAP || sig == unix.SIGSTOP:
+			// A new tracee's first stop, or a plain trap.
+		default:
+			forward = int(sig)
+		}
+		if err := unix.PtraceCont(pid, forward); err != nil && !errors.Is(err, unix.ESRCH) {
+			return t.rec, fmt.Errorf("continuing %d: %w", pid, err)
+		}
+	}
+	return t.rec, nil
+}
+
+func (t *tracer) exec(pid int) {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	argv := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	t.rec.Execs = append(t.rec.Execs, Exec{PID: pid, PPID: t.parent[pid], Path: exe, Argv: argv})
+	if exe != "" {
+		t.file(exe, "exec")
+	}
+}
+
+var opOf = map[uint32]string{
+	unix.SYS_OPEN: "open", unix.SYS_OPENAT: "open", unix.SYS_OPENAT2: "open",
+	unix.SYS_STAT: "stat", unix.SYS_LSTAT: "stat", unix.SYS_NEWFSTATAT: "stat", unix.SYS_STATX: "stat",
+	unix.SYS_ACCESS: "access", unix.SYS_FACCESSAT: "access", unix.SYS_FACCESSAT2: "access",
+	unix.SYS_EXECVE: "exec", unix.SYS_EXECVEAT: "exec",
+	unix.SYS_READLINK: "readlink", unix.SYS_READLINKAT: "readlink",
+}
+
+func (t *tracer) syscall(pid int) {
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(pid, &regs); err != nil {
+		return
+	}
+	nr := uint32(regs.Orig_rax)
+	if t.all {
+		t.rec.Syscalls[syscallName(nr)]++
+	}
+	spec, ok := pathSyscalls[nr]
+	if !ok {
+		return
+	}
+	args := [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}
+	p, err := readString(pid, uintptr(args[spec.Arg]))
+	if err != nil || p == "" {
+		return
+	}
+	if !path.IsAbs(p) {
+		base := fmt.Sprintf("/proc/%d/cwd", pid)
+		if spec.Dirfd >= 0 && int32(args[spec.Dirfd]) != unix.AT_FDCWD {
+			base = fmt.Sprintf("/proc/%d/fd/%d", pid, int32(args[spec.Dirfd]))
+		}
+		dir, err := os.Readlink(base)
+		if err != nil {
+			return
+		}
+		p = path.Join(dir, p)
+	}
+	t.file(path.Clean(p), opOf[nr])
+}
+
+func (t *tracer) file(p, op string) {
+	for _, o := range t.rec.Files[p] {
+		if o == op {
+			return
+		}
+	}
+	t.rec.Files[p] = append(t.rec.Files[p], op)
+	sort.Strings(t.rec.Files[p])
+}
+
+// readString reads a NUL-terminated string from the tracee, a page at a time so as not to cross into an
+// unmapped one.
+func readString(pid int, addr uintptr) (string, error) {
+	var out []byte
+	for len(out) < 4096 {
+		n := 4096 - int(addr%4096)
+		buf := make([]byte, n)
+		local := []unix.Iovec{{Base: &buf[0], Len: uint64(n)}}
+		remote := []unix.RemoteIovec{{Base: addr, Len: n}}
+		got, err := unix.ProcessVMReadv(pid, local, remote, 0)
+		if err != nil {
+			return "", err
+		}
+		if i := bytes.IndexByte(buf[:got], 0); i >= 0 {
+			return string(append(out, buf[:i]...)), nil
+		}
+		out = append(out, buf[:got]...)
+		addr += uintptr(got)
+	}
+	return string(out), nil
+}
+
+func syscallName(nr uint32) string {
+	if name, ok := syscallNames[nr]; ok {
+		return name
+	}
+	return "syscall_" + strconv.Itoa(int(nr))
+}

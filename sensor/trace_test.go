@@ -1,0 +1,62 @@
+package sensor
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The test binary is its own exec helper, as the sensor binary is in the sandbox.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == ExecHelperArg {
+		if err := ExecHelper(os.Args[1:]); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(127)
+		}
+	}
+}
+
+func TestTrace(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, all := range []bool{false, true} {
+		rec, err := Trace([]string{"sh", "-c", "cat /etc/hostname >/dev/null; ls /nonexistent-slimoci 2>/dev/null; cd /etc && cat ./os-release >/dev/null; exit 7"},
+			TraceOptions{Helper: self, AllSyscalls: all, Env: []string{"PATH=/usr/bin:/bin"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.ExitCode != 7 {
+			t.Fatalf("exit code %d", rec.ExitCode)
+		}
+		for p, op := range map[string]string{"/etc/hostname": "open", "/nonexistent-slimoci": "", "/etc/os-release": "open"} {
+			ops, ok := rec.Files[p]
+			if !ok || (op != "" && !slices.Contains(ops, op)) {
+				t.Errorf("all=%v: %s recorded as %v, want %q", all, p, ops, op)
+			}
+		}
+		var argvs []string
+		for _, e := range rec.Execs {
+			argvs = append(argvs, strings.Join(e.Argv, " "))
+		}
+		if !slices.Contains(argvs, "cat /etc/hostname") || !slices.Contains(argvs, "ls /nonexistent-slimoci") {
+			t.Errorf("execs %v", argvs)
+		}
+		for p := range rec.Files {
+			if p == self {
+				t.Errorf("the sensor's own binary is in the record")
+			}
+		}
+		if all {
+			for _, sc := range []string{"execve", "openat", "exit_group", "write"} {
+				if rec.Syscalls[sc] == 0 {
+					t.Errorf("syscall %s not counted: %v", sc, rec.Syscalls)
+				}
+			}
+		} else if rec.Syscalls != nil {
+			t.Errorf("syscalls counted without AllSyscalls")
+		}
+	}
+}
