@@ -53,6 +53,8 @@ type TraceOptions struct {
 	Stderr      *os.File
 	// Cred runs the app as this user (the helper drops to it before exec when set).
 	Cred *syscall.Credential
+	// Started is told the app's pid once it runs.
+	Started func(pid int)
 }
 
 // ExecHelper is the helper's main: args are [ExecHelperArg, "all"|"paths", "--", app argv...]. It never
@@ -66,10 +68,37 @@ func ExecHelper(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The sandbox gives PID 1 CAP_SYS_PTRACE to observe an app running as another user; the app must not
+	// keep it. (An app running as a non-root user loses every capability at exec anyway.)
+	for _, c := range observingCaps {
+		unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+	}
+	if err := dropCaps(observingCaps); err != nil {
+		return err
+	}
 	if err := installFilter(traceFilter(args[1] == "all"), !hasSysAdmin()); err != nil {
 		return err
 	}
 	return unix.Exec(bin, argv, os.Environ())
+}
+
+// observingCaps are the capabilities the sensor holds for observing only.
+var observingCaps = []int{unix.CAP_SYS_PTRACE}
+
+// dropCaps removes caps from the effective, permitted and inheritable sets.
+func dropCaps(caps []int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	for _, c := range caps {
+		i, bit := c/32, uint32(1)<<(c%32)
+		data[i].Effective &^= bit
+		data[i].Permitted &^= bit
+		data[i].Inheritable &^= bit
+	}
+	return unix.Capset(&hdr, &data[0])
 }
 
 func hasSysAdmin() bool {
@@ -112,6 +141,9 @@ func Trace(argv []string, o TraceOptions) (*Record, error) {
 	}
 	if err := unix.PtraceCont(pid, 0); err != nil {
 		return nil, err
+	}
+	if o.Started != nil {
+		o.Started(pid)
 	}
 	return t.loop()
 }
@@ -246,7 +278,10 @@ func readString(pid int, addr uintptr) (string, error) {
 		remote := []unix.RemoteIovec{{Base: addr, Len: n}}
 		got, err := unix.ProcessVMReadv(pid, local, remote, 0)
 		if err != nil {
-			return "", err
+			// Reading another user's memory needs CAP_SYS_PTRACE; a stopped tracee's can be peeked anyway.
+			if got, err = unix.PtracePeekData(pid, addr, buf); err != nil {
+				return "", err
+			}
 		}
 		if i := bytes.IndexByte(buf[:got], 0); i >= 0 {
 			return string(append(out, buf[:i]...)), nil

@@ -1,0 +1,78 @@
+package sensor
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config is what the runner tells the sensor: the app to start and where to leave the record.
+type Config struct {
+	Args        []string `json:"args"`
+	Env         []string `json:"env"`
+	Cwd         string   `json:"cwd"`
+	UID         int      `json:"uid"`
+	GID         int      `json:"gid"`
+	Groups      []int    `json:"groups,omitempty"`
+	AllSyscalls bool     `json:"allSyscalls"`
+	// Record is the file the record is written to (a directory the runner mounts in).
+	Record string `json:"record"`
+}
+
+// Main is the sensor's PID 1: it reads the config, starts the app under the tracer as the image's user,
+// forwards the signals it gets to the app, reaps every process, writes the record and exits with the app's
+// code. It returns only on error.
+func Main(configPath string) error {
+	b, err := os.ReadFile(configPath)
+	if err != nil {
+		return err
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("reading %s: %w", configPath, err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	appPID := make(chan int, 1)
+	go func() {
+		pid := <-appPID
+		for s := range sigs {
+			unix.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	groups := make([]uint32, len(cfg.Groups))
+	for i, g := range cfg.Groups {
+		groups[i] = uint32(g)
+	}
+	rec, err := Trace(cfg.Args, TraceOptions{
+		Helper: self, AllSyscalls: cfg.AllSyscalls, Env: cfg.Env, Dir: cfg.Cwd,
+		Stdout: os.Stdout, Stderr: os.Stderr,
+		Cred:    &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: groups},
+		Started: func(pid int) { appPID <- pid },
+	})
+	if err != nil {
+		return err
+	}
+	out, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(cfg.Record), ".record.tmp")
+	if err := os.WriteFile(tmp, out, 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, cfg.Record); err != nil {
+		return err
+	}
+	os.Exit(rec.ExitCode)
+	return nil
+}
