@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -106,7 +107,11 @@ func leftovers(t *testing.T, state, id string) []string {
 	if _, err := os.Stat(state); err == nil {
 		out = append(out, "state directory "+state)
 	}
-	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	// The calling thread's mount table: libcontainer may leave a thread (even the main one, which Go never
+	// ends) in a container's mount namespace, and /proc/self shows the main thread's.
+	runtime.LockOSThread()
+	mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
+	runtime.UnlockOSThread()
 	sc := bufio.NewScanner(bytes.NewReader(mi))
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), state) {
