@@ -13,8 +13,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 all: build
 
+# build makes bin/slimoci and, beside it, the static sensor it runs as PID 1 inside its sandbox.
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/slimoci
+	CGO_ENABLED=0 $(GO) build -o bin/slimoci-sensor ./cmd/slimoci-sensor
 
 # deps installs the Debian packages (root) and downloads the Go modules.
 deps:

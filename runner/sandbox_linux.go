@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/slimoci/slimoci/sensor"
 
 	// libcontainer's init: nsenter's constructor, and device rules on cgroup v1.
 	_ "github.com/opencontainers/cgroups/devices"
@@ -50,7 +53,24 @@ type Spec struct {
 	Hostname string
 	// Stdout and Stderr receive the process's output; nil discards it.
 	Stdout, Stderr io.Writer
+	// Sensor is the host path of the static slimoci-sensor binary. When set, the sensor is PID 1: it starts
+	// the app under its tracer, as UID/GID, and Record returns what it saw.
+	Sensor string
+	// AllSyscalls makes the sensor learn every syscall the app makes (for a seccomp profile), not only the
+	// path syscalls.
+	AllSyscalls bool
 }
+
+// defaultCaps is the capability set docker and podman give a container's process.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+	"CAP_AUDIT_WRITE",
+}
+
+// sensorDir is where the sensor, its config and its record are, inside the sandbox: under /dev, a tmpfs the
+// runtime makes, so nothing is created in the image's tree.
+const sensorDir = "/dev/.slimoci"
 
 // Options tune the sandbox. The zero value works as root.
 type Options struct {
@@ -120,6 +140,13 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 		UID: spec.UID, GID: spec.GID, AdditionalGroups: spec.Groups,
 		Stdout: orDiscard(spec.Stdout), Stderr: orDiscard(spec.Stderr),
 		Init: true,
+	}
+	if spec.Sensor != "" {
+		// The sensor is PID 1, as root with the default capabilities plus CAP_SYS_PTRACE (to read the memory of
+		// an app running as another user); its helper drops that capability before the app starts.
+		s.process.Args = []string{sensorDir + "/sensor", sensorDir + "/config.json"}
+		s.process.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+		s.process.UID, s.process.GID, s.process.AdditionalGroups, s.process.Cwd = 0, 0, nil, "/"
 	}
 	if err := s.container.Run(s.process); err != nil {
 		return nil, fmt.Errorf("starting %v: %w", spec.Args, err)
@@ -196,6 +223,18 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	for dst, src := range files {
 		rs.Mounts = append(rs.Mounts, specs.Mount{Destination: dst, Source: src, Type: "bind", Options: []string{"rbind", "ro"}})
 	}
+	// The capability set docker and podman give a container (runc's example has only three).
+	caps := append([]string(nil), defaultCaps...)
+	rs.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	if spec.Sensor != "" {
+		dir, err := s.sensorFiles(spec)
+		if err != nil {
+			return nil, fmt.Errorf("preparing the sensor: %w", err)
+		}
+		rs.Mounts = append(rs.Mounts, specs.Mount{Destination: sensorDir, Source: dir, Type: "bind", Options: []string{"rbind", "rw"}})
+		withPtrace := append(caps, "CAP_SYS_PTRACE")
+		rs.Process.Capabilities = &specs.LinuxCapabilities{Bounding: withPtrace, Effective: withPtrace, Permitted: withPtrace}
+	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.id, Spec: rs})
 	if err != nil {
 		return nil, fmt.Errorf("making the container config: %w", err)
@@ -204,6 +243,42 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 		cfg.Networks = []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}}
 	}
 	return cfg, nil
+}
+
+// sensorFiles puts the sensor binary and its config in the directory mounted at sensorDir.
+func (s *Sandbox) sensorFiles(spec Spec) (string, error) {
+	dir := filepath.Join(s.state, "sensor")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	bin, err := os.ReadFile(spec.Sensor)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sensor"), bin, 0o755); err != nil {
+		return "", err
+	}
+	cfg, err := json.Marshal(sensor.Config{
+		Args: spec.Args, Env: spec.Env, Cwd: orRoot(spec.Cwd), UID: spec.UID, GID: spec.GID, Groups: spec.Groups,
+		AllSyscalls: spec.AllSyscalls, Record: sensorDir + "/record.json",
+	})
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
+}
+
+// Record returns what the sensor saw, once the sandbox's process has exited.
+func (s *Sandbox) Record() (*sensor.Record, error) {
+	b, err := os.ReadFile(filepath.Join(s.state, "sensor", "record.json"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the sensor's record: %w", err)
+	}
+	var rec sensor.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("reading the sensor's record: %w", err)
+	}
+	return &rec, nil
 }
 
 // etcFiles writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the sandbox, as runtimes do; they are

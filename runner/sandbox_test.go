@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -246,5 +248,92 @@ func TestE2ESandboxServesHTTP(t *testing.T) {
 	}
 	if l := leftovers(t, state, id); len(l) > 0 {
 		t.Fatalf("left behind: %v", l)
+	}
+}
+
+// buildSensor builds the static sensor as `make build` does.
+func buildSensor(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "slimoci-sensor")
+	cmd := exec.Command("go", "build", "-o", out, "../cmd/slimoci-sensor")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the sensor: %v\n%s", err, b)
+	}
+	return out
+}
+
+// The sensor as PID 1: the app runs as an unprivileged user under its tracer, answers its probe, stops on
+// SIGTERM, and the record holds the interpreter, its libraries, the app's source and its imports.
+func TestE2ESensorRecordsTheApp(t *testing.T) {
+	tree := unpacked(t, "python")
+	sensorBin := buildSensor(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	s, err := Start(ctx, tree, Spec{
+		Args: []string{"python3", "/app/app.py"}, Cwd: "/app",
+		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=8080", "PYTHONUNBUFFERED=1"},
+		UID: 65534, GID: 65534,
+		Stdout: &out, Stderr: &out,
+		Sensor: sensorBin, AllSyscalls: true,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: s.Dial}, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get("http://127.0.0.1:8080/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer in 30 s: %v\n%s", err, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.Signal(syscall.SIGTERM)
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if code, err := s.Wait(wctx); err != nil || code != 0 {
+		t.Fatalf("after SIGTERM: exit %d, %v\n%s", code, err, out.String())
+	}
+	rec, err := s.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Python stats an imported module's .py and opens its compiled .pyc.
+	for p, op := range map[string]string{
+		"/usr/bin/python3": "exec", "/app/app.py": "open", "/etc/ld.so.cache": "open",
+		"/usr/lib/python3/dist-packages/flask/__init__.py":                          "stat",
+		"/usr/lib/python3/dist-packages/flask/__pycache__/__init__.cpython-311.pyc": "open",
+	} {
+		if !slices.Contains(rec.Files[p], op) {
+			t.Errorf("%s recorded as %v, want %s", p, rec.Files[p], op)
+		}
+	}
+	var sawLib bool
+	for p := range rec.Files {
+		if strings.HasPrefix(p, "/usr/lib/x86_64-linux-gnu/libpython3") || strings.HasPrefix(p, "/lib/x86_64-linux-gnu/libc.so") {
+			sawLib = true
+		}
+		if strings.HasPrefix(p, sensorDir) {
+			t.Errorf("the sensor's own file %s is in the record", p)
+		}
+	}
+	if !sawLib {
+		t.Errorf("no shared library in the record")
+	}
+	if len(rec.Execs) == 0 || rec.Execs[0].Argv[0] != "python3" {
+		t.Errorf("execs %+v", rec.Execs)
+	}
+	for _, sc := range []string{"socket", "bind", "listen", "accept4", "execve"} {
+		if rec.Syscalls[sc] == 0 {
+			t.Errorf("syscall %s not seen", sc)
+		}
 	}
 }
