@@ -118,11 +118,14 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 			return nil, err
 		}
 	}
-	s = &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{})}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return nil, err
+	}
+	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{})}
+	s = sb
 	defer func() {
 		if err != nil {
-			s.Close()
-			s = nil
+			sb.Close()
 		}
 	}()
 	if s.merged, err = s.mountOverlay(tree); err != nil {

@@ -10,7 +10,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -316,4 +319,76 @@ func largestFile(t *testing.T, dir string) string {
 		}
 	}
 	return best
+}
+
+// buildSensor builds the static sensor as `make build` does.
+func buildSensor(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "slimoci-sensor")
+	cmd := exec.Command("go", "build", "-o", out, "../slimoci-sensor")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the sensor: %v\n%s", err, b)
+	}
+	return out
+}
+
+// `slimoci profile` on the python sample: the probe gets its 200, the record has the interpreter and the app,
+// and podman runs the same image under the seccomp profile and it answers.
+func TestE2EProfile(t *testing.T) {
+	needBed(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root for now")
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	out, errs, code := slimoci(t, "profile", "--sensor", buildSensor(t), "--state-path", state, "oci:"+bed.Layout("python")+":latest")
+	if code != 0 || !strings.Contains(out, "probe GET :8080/: http 200") {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	b, err := os.ReadFile(filepath.Join(state, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Record struct {
+			Files map[string][]string
+		}
+	}
+	if err := json.Unmarshal(b, &report); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/usr/bin/python3", "/app/app.py"} {
+		if len(report.Record.Files[p]) == 0 {
+			t.Errorf("%s is not in the record", p)
+		}
+	}
+	ctx := context.Background()
+	name := "slimoci-e2e-seccomp"
+	testbed.Run(ctx, "podman", "rm", "-f", name)
+	defer testbed.Run(ctx, "podman", "rm", "-f", name)
+	if _, err := testbed.Run(ctx, "podman", "run", "-d", "--name", name, "--security-opt", "seccomp="+filepath.Join(state, "seccomp.json"),
+		"-p", "127.0.0.1::8080", "localhost/slimoci/python:latest"); err != nil {
+		t.Fatal(err)
+	}
+	port, err := testbed.Run(ctx, "podman", "port", name, "8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + strings.TrimSpace(string(port)) + "/"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(body), `"app":"python"`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			logs, _ := testbed.Run(ctx, "podman", "logs", name)
+			t.Fatalf("under the seccomp profile, no answer from %s: %v\n%s", url, err, logs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

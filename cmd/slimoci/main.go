@@ -3,7 +3,16 @@ package main
 
 import (
 	"os"
+
+	"github.com/slimoci/slimoci/runner"
 )
+
+// libcontainer re-executes this binary as a container's init: that is dispatched before anything else.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == runner.InitArg {
+		runner.Init()
+	}
+}
 
 func main() {
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))

@@ -1,0 +1,37 @@
+package rootfs
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxRead bounds what ReadFile reads from an untrusted tree.
+const maxRead = 4 << 20
+
+// ReadFile reads a small file of the tree, resolving p as the kernel would with the tree as its root: a
+// symlinked /etc/passwd cannot make slimoci read a file of the host.
+func (t *Tree) ReadFile(p string) ([]byte, error) {
+	r, err := openRoot(t.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	fd, err := r.openat2(strings.TrimPrefix(p, "/"), unix.O_RDONLY|unix.O_NOCTTY)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	return io.ReadAll(io.LimitReader(f, maxRead))
+}
