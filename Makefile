@@ -48,10 +48,13 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 
-# demo shows the main job on a sample image. For now: what `slimoci info` tells about the node sample.
+# demo shows the main job on a sample image. For now: what `slimoci info` tells about the node sample, and
+# what its app uses when `slimoci profile` runs and probes it.
 demo: testbed build
 	$(BIN) info oci:$(SLIMOCI_TESTBED)/oci/node:latest --dockerfile /tmp/slimoci-demo.Dockerfile
-	@echo; echo "Dockerfile written to /tmp/slimoci-demo.Dockerfile"
+	@echo; echo "Dockerfile written to /tmp/slimoci-demo.Dockerfile"; echo
+	$(BIN) profile --state-path /tmp/slimoci-demo oci:$(SLIMOCI_TESTBED)/oci/node:latest
+	@echo "report and seccomp profile in /tmp/slimoci-demo"
 
 # bench-unpack: slimoci unpack against umoci unpack and tar -xf on the Java sample (medians and ratios).
 bench-unpack: testbed build
