@@ -37,6 +37,7 @@ type Globals struct {
 	Jobs     int    `help:"Concurrent blob transfers and layer reads." default:"4"`
 
 	stdout io.Writer
+	stderr io.Writer
 	logger *slog.Logger
 }
 
@@ -91,7 +92,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if cli.Debug {
 		level = slog.LevelDebug
 	}
-	cli.Globals.stdout = stdout
+	cli.Globals.stdout, cli.Globals.stderr = stdout, stderr
 	cli.Globals.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

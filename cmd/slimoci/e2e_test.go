@@ -362,6 +362,19 @@ func TestE2EProfile(t *testing.T) {
 			t.Errorf("%s is not in the record", p)
 		}
 	}
+	// The interpreter as a command, the image's entrypoint and cmd overridden, no probe: it runs and exits.
+	state2 := filepath.Join(t.TempDir(), "state")
+	out, errs, code = slimoci(t, "profile", "--sensor", buildSensor(t), "--state-path", state2, "--no-http-probe",
+		"--entrypoint=python3", "--cmd=-c", "--cmd=import json, os; print(json.dumps(os.environ['GREETING']))", "--env=GREETING=hi",
+		"--show-clogs", "oci:"+bed.Layout("python")+":latest")
+	if code != 0 || !strings.Contains(errs, `"hi"`) {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	b, _ = os.ReadFile(filepath.Join(state2, "report.json"))
+	if !strings.Contains(string(b), "/usr/lib/python3.11/json/__init__.py") {
+		t.Errorf("the command's import of json is not in the record")
+	}
+
 	ctx := context.Background()
 	name := "slimoci-e2e-seccomp"
 	testbed.Run(ctx, "podman", "rm", "-f", name)

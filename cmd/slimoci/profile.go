@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +31,10 @@ type ProfileCmd struct {
 	HTTPProbe    bool          `help:"Probe GET / on every exposed TCP port (HTTP, then HTTPS)." default:"true" negatable:""`
 	ProbeTimeout time.Duration `help:"How long probes retry while the app starts." default:"60s"`
 	Network      string        `help:"private: the app gets its own network; host: it shares the host's." enum:"private,host" default:"private"`
+	Entrypoint   []string      `help:"Override the image's ENTRYPOINT (repeat for each argument; --entrypoint='' clears it)." sep:"none"`
+	Cmd          []string      `help:"Override the image's CMD (repeat for each argument)." sep:"none"`
+	Env          []string      `help:"Add or override an environment variable, NAME=VALUE (repeatable)." sep:"none"`
+	ShowClogs    bool          `help:"Stream the app's stdout and stderr to slimoci's stderr."`
 }
 
 // Report is what `profile` writes to report.json.
@@ -81,7 +87,16 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 		return fmt.Errorf("unpacking %s: %w", ref, err)
 	}
 	cfg := tree.Config.Config
-	args := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
+	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
+	if c.Entrypoint != nil {
+		// As docker run --entrypoint: the image's CMD goes with it only when not overridden either; an empty
+		// --entrypoint clears it.
+		entrypoint, cmd = nonEmpty(c.Entrypoint), nil
+	}
+	if c.Cmd != nil {
+		cmd = c.Cmd
+	}
+	args := append(append([]string(nil), entrypoint...), cmd...)
 	if len(args) == 0 {
 		return fmt.Errorf("%s has no entrypoint and no cmd: nothing to run", ref)
 	}
@@ -91,7 +106,14 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
-	env := cfg.Env
+	env := append([]string(nil), cfg.Env...)
+	for _, e := range c.Env {
+		name, _, ok := strings.Cut(e, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("--env %q: want NAME=VALUE", e)
+		}
+		env = setVar(env, e)
+	}
 	if !hasVar(env, "PATH") {
 		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	}
@@ -99,10 +121,14 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 		env = append(env, "HOME="+user.Home)
 	}
 	start := time.Now()
-	var appOut strings.Builder
+	var appOut tail
+	var out io.Writer = &appOut
+	if c.ShowClogs {
+		out = io.MultiWriter(&appOut, g.stderr)
+	}
 	s, err := runner.Start(ctx, tree.Dir, runner.Spec{
 		Args: args, Env: env, Cwd: cfg.WorkingDir, UID: user.UID, GID: user.GID, Groups: user.Groups,
-		HostNetwork: c.Network == "host", Stdout: &appOut, Stderr: &appOut,
+		HostNetwork: c.Network == "host", Stdout: out, Stderr: out,
 		Sensor: sensorBin, AllSyscalls: true,
 	}, &runner.Options{StateDir: filepath.Join(work, "sandbox"), Logger: g.logger})
 	if err != nil {
@@ -166,6 +192,50 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 		return errors.New("every probe failed: the app was not exercised, a slim image made from this run would be useless")
 	}
 	return nil
+}
+
+// tail keeps the last 64 KiB an app wrote, for error messages.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 64<<10 {
+		t.buf = t.buf[len(t.buf)-64<<10:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+func nonEmpty(v []string) []string {
+	var out []string
+	for _, s := range v {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// setVar sets NAME=VALUE in env, replacing an earlier value.
+func setVar(env []string, kv string) []string {
+	name, _, _ := strings.Cut(kv, "=")
+	for i, e := range env {
+		if strings.HasPrefix(e, name+"=") {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
 }
 
 func hasVar(env []string, name string) bool {
