@@ -28,6 +28,9 @@ type Config struct {
 // forwards the signals it gets to the app, reaps every process, writes the record and exits with the app's
 // code. It returns only on error.
 func Main(configPath string) error {
+	// First: a signal from the runner that comes before a handler would kill PID 1 before it records.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	b, err := os.ReadFile(configPath)
 	if err != nil {
 		return err
@@ -40,8 +43,6 @@ func Main(configPath string) error {
 	if err != nil {
 		return err
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	appPID := make(chan int, 1)
 	go func() {
 		pid := <-appPID

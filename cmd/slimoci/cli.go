@@ -59,6 +59,19 @@ func (g *Globals) ociOptions() (*oci.Options, error) {
 	return o, nil
 }
 
+// open parses an image reference and opens it with the global flags. The caller closes the source.
+func (g *Globals) open(ctx context.Context, image string) (*oci.Source, error) {
+	opts, err := g.ociOptions()
+	if err != nil {
+		return nil, err
+	}
+	ref, err := oci.ParseReference(image)
+	if err != nil {
+		return nil, err
+	}
+	return oci.Open(ctx, ref, opts)
+}
+
 const description = `slimoci makes container images smaller without a Docker daemon.
 
 Image references: registry/repo:tag, registry/repo@sha256:..., docker://...; oci:DIR[:tag|@digest];

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/slimoci/slimoci/internal/atomicfile"
-	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/reverse"
 )
 
@@ -23,15 +22,7 @@ type InfoCmd struct {
 }
 
 func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
-	opts, err := g.ociOptions()
-	if err != nil {
-		return err
-	}
-	ref, err := oci.ParseReference(c.Image)
-	if err != nil {
-		return err
-	}
-	src, err := oci.Open(ctx, ref, opts)
+	src, err := g.open(ctx, c.Image)
 	if err != nil {
 		return err
 	}

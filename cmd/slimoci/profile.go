@@ -17,7 +17,6 @@ import (
 
 	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/internal/atomicfile"
-	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/rootfs"
 	"github.com/slimoci/slimoci/runner"
 	"github.com/slimoci/slimoci/sensor"
@@ -50,10 +49,6 @@ type Report struct {
 }
 
 func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
-	opts, err := g.ociOptions()
-	if err != nil {
-		return err
-	}
 	sensorBin := c.Sensor
 	if sensorBin == "" {
 		exe, err := os.Executable()
@@ -65,15 +60,12 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if _, err := os.Stat(sensorBin); err != nil {
 		return fmt.Errorf("the sensor %s is missing (make build puts it beside slimoci; --sensor names another)", sensorBin)
 	}
-	ref, err := oci.ParseReference(c.Image)
-	if err != nil {
-		return err
-	}
-	src, err := oci.Open(ctx, ref, opts)
+	src, err := g.open(ctx, c.Image)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	ref := src.Ref
 	if err := os.MkdirAll(c.StatePath, 0o755); err != nil {
 		return err
 	}
@@ -141,6 +133,12 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 		for _, port := range tcpPorts(cfg.ExposedPorts) {
 			probes = append(probes, runner.HTTPProbe(pctx, s, port, "GET", "/"))
 		}
+		cancel()
+	}
+	if len(probes) == 0 {
+		// Nothing to probe: the app is a command; let it finish (up to --probe-timeout).
+		wctx, cancel := context.WithTimeout(ctx, c.ProbeTimeout)
+		s.Wait(wctx)
 		cancel()
 	}
 	// The app is asked to stop, as a runtime would, then killed.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/rootfs"
 )
 
@@ -18,19 +17,12 @@ type UnpackCmd struct {
 }
 
 func (c *UnpackCmd) Run(ctx context.Context, g *Globals) error {
-	opts, err := g.ociOptions()
-	if err != nil {
-		return err
-	}
-	ref, err := oci.ParseReference(c.Image)
-	if err != nil {
-		return err
-	}
-	src, err := oci.Open(ctx, ref, opts)
+	src, err := g.open(ctx, c.Image)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	ref := src.Ref
 	tree, err := rootfs.Unpack(ctx, src.Image, c.Dir, &rootfs.Options{Jobs: min(g.Jobs, 2), Logger: g.logger})
 	if err != nil {
 		return fmt.Errorf("unpacking %s into %s: %w", ref, c.Dir, err)
