@@ -56,9 +56,39 @@ type Spec struct {
 	// Sensor is the host path of the static slimoci-sensor binary. When set, the sensor is PID 1: it starts
 	// the app under its tracer, as UID/GID, and Record returns what it saw.
 	Sensor string
+	// Mounts bind host paths into the sandbox (docker's -v); what is under them is not the image's.
+	Mounts []Mount
 	// AllSyscalls makes the sensor learn every syscall the app makes (for a seccomp profile), not only the
 	// path syscalls.
 	AllSyscalls bool
+}
+
+// Mount binds a host path into the sandbox.
+type Mount struct {
+	Source, Destination string
+	ReadOnly            bool
+}
+
+// ParseMount reads docker's -v syntax: SRC:DST[:ro|rw]. SRC must be an absolute host path that exists.
+func ParseMount(s string) (Mount, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 || !filepath.IsAbs(parts[0]) || !filepath.IsAbs(parts[1]) {
+		return Mount{}, fmt.Errorf("mount %q: want /host/path:/container/path[:ro]", s)
+	}
+	m := Mount{Source: parts[0], Destination: filepath.Clean(parts[1])}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.ReadOnly = true
+		case "rw":
+		default:
+			return Mount{}, fmt.Errorf("mount %q: option %q is not ro or rw", s, parts[2])
+		}
+	}
+	if _, err := os.Stat(m.Source); err != nil {
+		return Mount{}, fmt.Errorf("mount %q: %w", s, err)
+	}
+	return m, nil
 }
 
 // defaultCaps is the capability set docker and podman give a container's process.
@@ -218,6 +248,13 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 			}
 		}
 		rs.Linux.Namespaces = keep
+	}
+	for _, m := range spec.Mounts {
+		opt := "rw"
+		if m.ReadOnly {
+			opt = "ro"
+		}
+		rs.Mounts = append(rs.Mounts, specs.Mount{Destination: m.Destination, Source: m.Source, Type: "bind", Options: []string{"rbind", opt}})
 	}
 	files, err := s.etcFiles(rs.Hostname, spec.HostNetwork)
 	if err != nil {

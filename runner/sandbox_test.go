@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -136,10 +137,34 @@ func leftovers(t *testing.T, state, id string) []string {
 	return out
 }
 
+// syncBuffer takes the app's stdout and stderr, which are copied by two goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
 func TestE2ESandboxRunsAndLeavesTheTree(t *testing.T) {
 	tree := unpacked(t, "python")
 	before := fingerprint(t, tree)
-	var out bytes.Buffer
+	var out syncBuffer
 	ctx := context.Background()
 	s, err := Start(ctx, tree, Spec{
 		Args: []string{"python3", "-c", "import os, socket; open('/tmp/created', 'w').write('x'); open('/etc/passwd', 'a').write('x'); print('hello from', socket.gethostname(), os.getuid(), open('/etc/hostname').read().strip()); raise SystemExit(3)"},
@@ -169,10 +194,17 @@ func TestE2ESandboxRunsAndLeavesTheTree(t *testing.T) {
 		t.Fatal("the unpacked tree changed")
 	}
 
-	// As root, with the writes allowed: they land in the overlay, not in the tree.
+	// As root, with the writes allowed: they land in the overlay, not in the tree. A host directory is mounted.
 	out.Reset()
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "data.txt"), []byte("from the host"), 0o644)
+	mount, err := ParseMount(host + ":/mnt/data:ro")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err = Start(ctx, tree, Spec{
-		Args:   []string{"python3", "-c", "import socket; open('/tmp/created', 'w').write('x'); open('/etc/passwd', 'a').write('x'); print('hello from', socket.gethostname()); raise SystemExit(3)"},
+		Mounts: []Mount{mount},
+		Args:   []string{"python3", "-c", "import socket; open('/tmp/created', 'w').write('x'); open('/etc/passwd', 'a').write('x'); print('hello from', socket.gethostname(), open('/mnt/data/data.txt').read()); raise SystemExit(3)"},
 		Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
 		Stdout: &out, Stderr: &out,
 	}, nil)
@@ -182,7 +214,7 @@ func TestE2ESandboxRunsAndLeavesTheTree(t *testing.T) {
 	state, id = s.state, s.id
 	code, err = s.Wait(ctx)
 	s.Close()
-	if err != nil || code != 3 || strings.TrimSpace(out.String()) != "hello from slimoci" {
+	if err != nil || code != 3 || strings.TrimSpace(out.String()) != "hello from slimoci from the host" {
 		t.Fatalf("exit %d (%v), output %q", code, err, out.String())
 	}
 	if l := leftovers(t, state, id); len(l) > 0 {
@@ -196,7 +228,7 @@ func TestE2ESandboxRunsAndLeavesTheTree(t *testing.T) {
 func TestE2ESandboxServesHTTP(t *testing.T) {
 	tree := unpacked(t, "python")
 	ctx := context.Background()
-	var out bytes.Buffer
+	var out syncBuffer
 	s, err := Start(ctx, tree, Spec{
 		Args: []string{"python3", "/app/app.py"}, Cwd: "/app",
 		Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=8080", "PYTHONUNBUFFERED=1"},
@@ -269,7 +301,7 @@ func TestE2ESensorRecordsTheApp(t *testing.T) {
 	tree := unpacked(t, "python")
 	sensorBin := buildSensor(t)
 	ctx := context.Background()
-	var out bytes.Buffer
+	var out syncBuffer
 	s, err := Start(ctx, tree, Spec{
 		Args: []string{"python3", "/app/app.py"}, Cwd: "/app",
 		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=8080", "PYTHONUNBUFFERED=1"},
@@ -334,6 +366,18 @@ func TestE2ESensorRecordsTheApp(t *testing.T) {
 	for _, sc := range []string{"socket", "bind", "listen", "accept4", "execve"} {
 		if rec.Syscalls[sc] == 0 {
 			t.Errorf("syscall %s not seen", sc)
+		}
+	}
+}
+
+func TestParseMount(t *testing.T) {
+	dir := t.TempDir()
+	if m, err := ParseMount(dir + ":/data:ro"); err != nil || m.Source != dir || m.Destination != "/data" || !m.ReadOnly {
+		t.Fatalf("%+v %v", m, err)
+	}
+	for _, bad := range []string{"relative:/x", dir + ":relative", dir, dir + ":/x:zz", "/no/such/dir:/x", dir + ":/a:ro:x"} {
+		if _, err := ParseMount(bad); err == nil {
+			t.Errorf("%q parsed", bad)
 		}
 	}
 }

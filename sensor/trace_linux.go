@@ -165,6 +165,11 @@ func (t *tracer) loop() (*Record, error) {
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
+		if errors.Is(err, unix.ECHILD) {
+			// No tracee is left. Threads that vanished without a word (the other threads of a process that
+			// execs) may still be counted as live: nothing more will come from them.
+			return t.rec, nil
+		}
 		if err != nil {
 			return t.rec, err
 		}

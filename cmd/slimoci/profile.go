@@ -34,6 +34,7 @@ type ProfileCmd struct {
 	Cmd          []string      `help:"Override the image's CMD (repeat for each argument)." sep:"none"`
 	Env          []string      `help:"Add or override an environment variable, NAME=VALUE (repeatable)." sep:"none"`
 	ShowClogs    bool          `help:"Stream the app's stdout and stderr to slimoci's stderr."`
+	Mount        []string      `help:"Bind a host path into the sandbox, SRC:DST[:ro] as docker -v (repeatable); its files are not the image's." sep:"none"`
 }
 
 // Report is what `profile` writes to report.json.
@@ -112,6 +113,14 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if !hasVar(env, "HOME") {
 		env = append(env, "HOME="+user.Home)
 	}
+	var mounts []runner.Mount
+	for _, m := range c.Mount {
+		mnt, err := runner.ParseMount(m)
+		if err != nil {
+			return err
+		}
+		mounts = append(mounts, mnt)
+	}
 	start := time.Now()
 	var appOut tail
 	var out io.Writer = &appOut
@@ -120,7 +129,7 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	s, err := runner.Start(ctx, tree.Dir, runner.Spec{
 		Args: args, Env: env, Cwd: cfg.WorkingDir, UID: user.UID, GID: user.GID, Groups: user.Groups,
-		HostNetwork: c.Network == "host", Stdout: out, Stderr: out,
+		HostNetwork: c.Network == "host", Stdout: out, Stderr: out, Mounts: mounts,
 		Sensor: sensorBin, AllSyscalls: true,
 	}, &runner.Options{StateDir: filepath.Join(work, "sandbox"), Logger: g.logger})
 	if err != nil {
