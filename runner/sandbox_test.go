@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -286,13 +285,11 @@ func TestE2ESandboxServesHTTP(t *testing.T) {
 // buildSensor builds the static sensor as `make build` does.
 func buildSensor(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "slimoci-sensor")
-	cmd := exec.Command("go", "build", "-o", out, "../cmd/slimoci-sensor")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the sensor: %v\n%s", err, b)
+	bin, err := testbed.BuildSensor(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return bin
 }
 
 // The sensor as PID 1: the app runs as an unprivileged user under its tracer, answers its probe, stops on

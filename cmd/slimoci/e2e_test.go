@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -324,13 +323,11 @@ func largestFile(t *testing.T, dir string) string {
 // buildSensor builds the static sensor as `make build` does.
 func buildSensor(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "slimoci-sensor")
-	cmd := exec.Command("go", "build", "-o", out, "../slimoci-sensor")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the sensor: %v\n%s", err, b)
+	bin, err := testbed.BuildSensor(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return bin
 }
 
 // `slimoci profile` on the python sample: the probe gets its 200, the record has the interpreter and the app,
@@ -341,7 +338,8 @@ func TestE2EProfile(t *testing.T) {
 		t.Skip("the sandbox needs root for now")
 	}
 	state := filepath.Join(t.TempDir(), "state")
-	out, errs, code := slimoci(t, "profile", "--sensor", buildSensor(t), "--state-path", state, "oci:"+bed.Layout("python")+":latest")
+	sensorBin := buildSensor(t)
+	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, "oci:"+bed.Layout("python")+":latest")
 	if code != 0 || !strings.Contains(out, "probe GET :8080/: http 200") {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
@@ -364,7 +362,7 @@ func TestE2EProfile(t *testing.T) {
 	}
 	// The interpreter as a command, the image's entrypoint and cmd overridden, no probe: it runs and exits.
 	state2 := filepath.Join(t.TempDir(), "state")
-	out, errs, code = slimoci(t, "profile", "--sensor", buildSensor(t), "--state-path", state2, "--no-http-probe",
+	out, errs, code = slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state2, "--no-http-probe",
 		"--entrypoint=python3", "--cmd=-c", "--cmd=import json, os; print(json.dumps(os.environ['GREETING']))", "--env=GREETING=hi",
 		"--show-clogs", "oci:"+bed.Layout("python")+":latest")
 	if code != 0 || !strings.Contains(errs, `"hi"`) {

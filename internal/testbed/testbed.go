@@ -159,3 +159,15 @@ func (r *Registry) Push(ctx context.Context, src, repoTag string, v2s2 bool) err
 	_, err := Skopeo(ctx, args...)
 	return err
 }
+
+// BuildSensor builds the static sensor into dir, as `make build` does, and returns its path. The caller's
+// working directory must be inside the module (a test's is).
+func BuildSensor(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "slimoci-sensor")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/slimoci/slimoci/cmd/slimoci-sensor")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the sensor: %w\n%s", err, b)
+	}
+	return out, nil
+}
