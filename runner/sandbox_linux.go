@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -119,6 +120,14 @@ type Sandbox struct {
 	container *libcontainer.Container
 	process   *libcontainer.Process
 	log       *slog.Logger
+	spec      Spec
+	// sensorDir is an O_PATH descriptor of the host directory mounted at sensorDir: the relay's socket is
+	// reached through /proc/self/fd, whatever the length of the state directory's path.
+	sensorDir *os.File
+	execs     int
+	// upper is the overlay's upper directory; mountpoints are the destinations the runtime mounts on.
+	upper       string
+	mountpoints []string
 
 	waitOnce sync.Once
 	exit     *os.ProcessState
@@ -151,7 +160,7 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{})}
+	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec}
 	s = sb
 	defer func() {
 		if err != nil {
@@ -223,6 +232,7 @@ func (s *Sandbox) mountOverlay(tree string) (string, error) {
 	if err := unix.Mount("overlay", merged, "overlay", 0, data); err != nil {
 		return "", &os.PathError{Op: "mount overlay", Path: merged, Err: err}
 	}
+	s.upper = upper
 	return merged, nil
 }
 
@@ -275,6 +285,9 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 		withPtrace := append(caps, "CAP_SYS_PTRACE")
 		rs.Process.Capabilities = &specs.LinuxCapabilities{Bounding: withPtrace, Effective: withPtrace, Permitted: withPtrace}
 	}
+	for _, m := range rs.Mounts {
+		s.mountpoints = append(s.mountpoints, filepath.Clean(m.Destination))
+	}
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.id, Spec: rs})
 	if err != nil {
 		return nil, fmt.Errorf("making the container config: %w", err)
@@ -298,9 +311,12 @@ func (s *Sandbox) sensorFiles(spec Spec) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "sensor"), bin, 0o755); err != nil {
 		return "", err
 	}
+	if s.sensorDir, err = os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY, 0); err != nil {
+		return "", err
+	}
 	cfg, err := json.Marshal(sensor.Config{
 		Args: spec.Args, Env: spec.Env, Cwd: orRoot(spec.Cwd), UID: spec.UID, GID: spec.GID, Groups: spec.Groups,
-		AllSyscalls: spec.AllSyscalls, Record: sensorDir + "/record.json",
+		AllSyscalls: spec.AllSyscalls, Record: sensorDir + "/record.json", Control: sensorDir + "/control.sock",
 	})
 	if err != nil {
 		return "", err
@@ -310,7 +326,11 @@ func (s *Sandbox) sensorFiles(spec Spec) (string, error) {
 
 // Record returns what the sensor saw, once the sandbox's process has exited.
 func (s *Sandbox) Record() (*sensor.Record, error) {
-	b, err := os.ReadFile(filepath.Join(s.state, "sensor", "record.json"))
+	return readRecord(filepath.Join(s.state, "sensor", "record.json"))
+}
+
+func readRecord(path string) (*sensor.Record, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the sensor's record: %w", err)
 	}
@@ -366,12 +386,17 @@ func (s *Sandbox) Wait(ctx context.Context) (int, error) {
 // Signal sends sig to the sandbox's init.
 func (s *Sandbox) Signal(sig os.Signal) error { return s.process.Signal(sig) }
 
-// Dial connects to addr inside the sandbox's network namespace (or the host's, with HostNetwork). The
-// connection keeps working from any goroutine once made.
+// Dial connects to addr inside the sandbox's network namespace (or the host's, with HostNetwork). With a
+// sensor, it goes through the sensor's relay; otherwise (root only) the calling thread enters the network
+// namespace to dial. The connection keeps working from any goroutine once made.
 func (s *Sandbox) Dial(ctx context.Context, network, addr string) (c net.Conn, err error) {
 	st, err := s.container.State()
 	if err != nil {
 		return nil, err
+	}
+	if s.sensorDir != nil {
+		sock := fmt.Sprintf("/proc/self/fd/%d/control.sock", s.sensorDir.Fd())
+		return sensor.DialRelay(ctx, sock, addr)
 	}
 	nsPath := st.NamespacePaths[configs.NEWNET]
 	if nsPath == "" {
@@ -426,6 +451,10 @@ func (s *Sandbox) Close() error {
 		}
 		s.merged = ""
 	}
+	if s.sensorDir != nil {
+		s.sensorDir.Close()
+		s.sensorDir = nil
+	}
 	if s.state != "" {
 		if err := os.RemoveAll(s.state); err != nil {
 			errs = append(errs, err)
@@ -465,4 +494,124 @@ func cgroupMounts(ctrl string) []string {
 	}
 	out = append(out, filepath.Join("/sys/fs/cgroup", ctrl))
 	return out
+}
+
+// ExecResult is an exec probe's outcome, for the record.
+type ExecResult struct {
+	Args         []string `json:"args"`
+	ExitCode     int      `json:"exitCode"`
+	OutputSize   int64    `json:"outputSize"`
+	OutputSHA256 string   `json:"outputSha256"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// OK reports whether the command ran and exited 0.
+func (r ExecResult) OK() bool { return r.Error == "" && r.ExitCode == 0 }
+
+// Exec runs args inside the running sandbox, as the app's user with its environment and working directory,
+// under a sensor of its own, and waits for it (or ctx: then it is killed). Its output goes to out as well as
+// into the result's digest; what it did is returned as a record to merge with the app's.
+func (s *Sandbox) Exec(ctx context.Context, args []string, out io.Writer) (ExecResult, *sensor.Record) {
+	res := ExecResult{Args: args, ExitCode: -1}
+	if s.sensorDir == nil {
+		res.Error = "exec probes need the sensor"
+		return res, nil
+	}
+	s.execs++
+	name := fmt.Sprintf("exec-%d", s.execs)
+	dir := filepath.Join(s.state, "sensor")
+	cfg, err := json.Marshal(sensor.Config{
+		Args: args, Env: s.spec.Env, Cwd: orRoot(s.spec.Cwd), UID: s.spec.UID, GID: s.spec.GID, Groups: s.spec.Groups,
+		AllSyscalls: s.spec.AllSyscalls, Record: sensorDir + "/" + name + ".json",
+	})
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name+".config.json"), cfg, 0o644)
+	}
+	if err != nil {
+		res.Error = err.Error()
+		return res, nil
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(h, orDiscard(out))}
+	p := &libcontainer.Process{
+		Args: []string{sensorDir + "/sensor", sensorDir + "/" + name + ".config.json"},
+		Env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Cwd:  "/", Stdout: cw, Stderr: cw,
+	}
+	if err := s.container.Run(p); err != nil {
+		res.Error = fmt.Sprintf("starting %v: %v", args, err)
+		return res, nil
+	}
+	waited := make(chan struct{})
+	var ps *os.ProcessState
+	go func() { ps, err = p.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		p.Signal(sensor.KillSignal)
+		<-waited
+		res.Error = ctx.Err().Error()
+	}
+	if ps != nil {
+		res.ExitCode = ps.ExitCode()
+	}
+	res.OutputSize, res.OutputSHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
+	rec, rerr := readRecord(filepath.Join(dir, name+".json"))
+	if rerr != nil && res.Error == "" {
+		res.Error = rerr.Error()
+	}
+	if rec != nil {
+		res.ExitCode = rec.ExitCode
+	}
+	return res, rec
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Exited reports whether the sandbox's process has exited.
+func (s *Sandbox) Exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Done is closed when the sandbox's process exits.
+func (s *Sandbox) Done() <-chan struct{} { return s.done }
+
+// Stop asks the app to stop with sig (the sensor forwards it) and waits up to grace; an app still running
+// then is killed, with every process it started, by the sensor, which still writes its record. It returns
+// the exit code and whether the app had to be killed.
+func (s *Sandbox) Stop(sig os.Signal, grace time.Duration) (code int, killed bool, err error) {
+	if !s.Exited() {
+		s.Signal(sig)
+		select {
+		case <-s.done:
+		case <-time.After(grace):
+			killed = true
+			if s.sensorDir != nil {
+				s.Signal(sensor.KillSignal)
+			} else {
+				s.container.Signal(unix.SIGKILL)
+			}
+			select {
+			case <-s.done:
+			case <-time.After(10 * time.Second):
+				s.container.Signal(unix.SIGKILL)
+			}
+		}
+	}
+	code, err = s.Wait(context.Background())
+	return code, killed, err
 }

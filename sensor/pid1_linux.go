@@ -3,6 +3,7 @@ package sensor
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,7 +23,14 @@ type Config struct {
 	AllSyscalls bool     `json:"allSyscalls"`
 	// Record is the file the record is written to (a directory the runner mounts in).
 	Record string `json:"record"`
+	// Control, when set, is a unix socket the sensor listens on for the runner: a connection that sends
+	// "HOST:PORT\n" is relayed to that TCP address inside the sandbox's network (see Relay).
+	Control string `json:"control,omitempty"`
 }
+
+// KillSignal, sent to the sensor, makes it kill every process of the app at once (SIGKILL) and write its
+// record: what the runner does when the app ignores its stop signal. It is not forwarded to the app.
+const KillSignal = unix.SIGPWR
 
 // Main is the sensor's PID 1: it reads the config, starts the app under the tracer as the image's user,
 // forwards the signals it gets to the app, reaps every process, writes the record and exits with the app's
@@ -30,7 +38,7 @@ type Config struct {
 func Main(configPath string) error {
 	// First: a signal from the runner that comes before a handler would kill PID 1 before it records.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, KillSignal)
 	b, err := os.ReadFile(configPath)
 	if err != nil {
 		return err
@@ -47,9 +55,23 @@ func Main(configPath string) error {
 	go func() {
 		pid := <-appPID
 		for s := range sigs {
-			unix.Kill(pid, s.(syscall.Signal))
+			if s != KillSignal {
+				unix.Kill(pid, s.(syscall.Signal))
+			} else if os.Getpid() == 1 {
+				// From PID 1 of a pid namespace, -1 is every other process in it.
+				unix.Kill(-1, unix.SIGKILL)
+			} else {
+				unix.Kill(-pid, unix.SIGKILL)
+			}
 		}
 	}()
+	if cfg.Control != "" {
+		ln, err := net.Listen("unix", cfg.Control)
+		if err != nil {
+			return fmt.Errorf("listening for the runner: %w", err)
+		}
+		go Relay(ln)
+	}
 	groups := make([]uint32, len(cfg.Groups))
 	for i, g := range cfg.Groups {
 		groups[i] = uint32(g)

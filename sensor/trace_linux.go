@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +22,8 @@ const ExecHelperArg = "__slimoci_exec"
 // Record is what the sensor saw the app and every process it started do.
 type Record struct {
 	// Files maps each path the processes named (made absolute, not resolved: a symlink is recorded under the
-	// name used) to how it was used: "open", "exec", "stat", "access", "readlink".
+	// name used) to how it was used: "open", "exec", "stat", "access", "readlink"; and the paths the sensor
+	// derived from those once the app stopped: "link", "resolved", "interp", "missing" (see complete).
 	Files map[string][]string `json:"files"`
 	// Execs are the programs started, in order.
 	Execs []Exec `json:"execs"`
@@ -121,7 +121,8 @@ func Trace(argv []string, o TraceOptions) (*Record, error) {
 	}
 	cmd := exec.Command(o.Helper, append([]string{ExecHelperArg, mode, "--"}, argv...)...)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = o.Env, o.Dir, o.Stdout, o.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Credential: o.Cred}
+	// Its own process group: the sensor can kill the app's processes at once when it will not stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Credential: o.Cred, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %v: %w", argv, err)
 	}
@@ -145,7 +146,9 @@ func Trace(argv []string, o TraceOptions) (*Record, error) {
 	if o.Started != nil {
 		o.Started(pid)
 	}
-	return t.loop()
+	rec, err := t.loop()
+	complete(rec)
+	return rec, err
 }
 
 type tracer struct {
@@ -268,8 +271,7 @@ func (t *tracer) file(p, op string) {
 			return
 		}
 	}
-	t.rec.Files[p] = append(t.rec.Files[p], op)
-	sort.Strings(t.rec.Files[p])
+	t.rec.Files[p] = insertSorted(t.rec.Files[p], op)
 }
 
 // readString reads a NUL-terminated string from the tracee, a page at a time so as not to cross into an

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci/rootfs"
+	"github.com/slimoci/slimoci/runner"
+)
+
+// ObserveFlags say how the app is run and exercised; profile and build share them.
+type ObserveFlags struct {
+	Sensor           string        `help:"The static slimoci-sensor binary (default: beside slimoci)." type:"path"`
+	HTTPProbe        bool          `help:"Probe the app over HTTP on its exposed TCP ports (GET /, HTTP then HTTPS, unless --http-probe-cmd says otherwise)." default:"true" negatable:""`
+	HTTPProbeCmd     []string      `help:"An HTTP probe, [http|https:][METHOD:]/PATH, sent to every probed port (repeatable; replaces GET /)." sep:"none" placeholder:"[PROTO:][METHOD:]/PATH"`
+	HTTPProbeCmdFile string        `help:"HTTP probes in docker-slim's JSON format: {\"commands\":[{\"protocol\",\"method\",\"resource\",\"port\",\"headers\",\"body\"}]}." type:"existingfile" placeholder:"FILE"`
+	HTTPProbePorts   []int         `help:"Ports to probe instead of the image's exposed TCP ports." sep:","`
+	Exec             []string      `help:"Run a command in the sandbox while the app runs, as the image user: a shell command (/bin/sh -c) or a JSON array (repeatable; what it uses is recorded)." sep:"none" placeholder:"CMD"`
+	ContinueAfter    string        `help:"When to stop observing: probe (after the probes), exec, app-exit, enter, signal (SIGUSR1 to slimoci), timeout, or a number of seconds. Default: probe when there are probes, app-exit otherwise; never enter, so it does not wait for a terminal." placeholder:"MODE"`
+	Timeout          time.Duration `help:"The longest the app is observed (app-exit, enter, signal; the wait of --continue-after=timeout)." default:"10m"`
+	ProbeTimeout     time.Duration `help:"How long HTTP probes retry while the app starts." default:"60s"`
+	StopTimeout      time.Duration `help:"How long the app has to stop after its stop signal before it is killed." default:"10s"`
+	Network          string        `help:"private: the app gets its own network; host: it shares the host's (to reach a database you run)." enum:"private,host" default:"private"`
+	Entrypoint       []string      `help:"Override the image's ENTRYPOINT for the observation (repeat for each argument; --entrypoint='' clears it)." sep:"none"`
+	Cmd              []string      `help:"Override the image's CMD for the observation (repeat for each argument)." sep:"none"`
+	Env              []string      `help:"Add or override an environment variable for the observation, NAME=VALUE (repeatable)." sep:"none"`
+	Mount            []string      `help:"Bind a host path into the sandbox, SRC:DST[:ro] as docker -v (repeatable); its files are not the image's." sep:"none"`
+	ShowClogs        bool          `help:"Stream the app's stdout and stderr to slimoci's stderr."`
+}
+
+// observation is one prepared run: what to start and how to exercise it.
+type observation struct {
+	spec runner.Spec
+	plan runner.Plan
+	user runner.User
+	out  *tail
+}
+
+// sensorPath is --sensor, or the sensor beside the slimoci binary.
+func (f *ObserveFlags) sensorPath() (string, error) {
+	bin := f.Sensor
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		bin = filepath.Join(filepath.Dir(exe), "slimoci-sensor")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("the sensor %s is missing (make build puts it beside slimoci; --sensor names another)", bin)
+	}
+	return bin, nil
+}
+
+// prepare turns the flags and the unpacked image into a sandbox spec and a probe plan.
+func (f *ObserveFlags) prepare(tree *rootfs.Tree, g *Globals) (*observation, error) {
+	sensorBin, err := f.sensorPath()
+	if err != nil {
+		return nil, err
+	}
+	if err := runner.ParseContinueAfter(f.ContinueAfter); err != nil {
+		return nil, err
+	}
+	cfg := tree.Config.Config
+	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
+	if f.Entrypoint != nil {
+		// As docker run --entrypoint: the image's CMD goes with it only when not overridden either; an empty
+		// --entrypoint clears it.
+		entrypoint, cmd = nonEmpty(f.Entrypoint), nil
+	}
+	if f.Cmd != nil {
+		cmd = f.Cmd
+	}
+	args := append(append([]string(nil), entrypoint...), cmd...)
+	if len(args) == 0 {
+		return nil, fmt.Errorf("the image has no entrypoint and no cmd: nothing to run (give --cmd)")
+	}
+	passwd, _ := tree.ReadFile("/etc/passwd")
+	group, _ := tree.ReadFile("/etc/group")
+	user, err := runner.ResolveUser(cfg.User, passwd, group)
+	if err != nil {
+		return nil, err
+	}
+	env := append([]string(nil), cfg.Env...)
+	for _, e := range f.Env {
+		name, _, ok := strings.Cut(e, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--env %q: want NAME=VALUE", e)
+		}
+		env = setVar(env, e)
+	}
+	if !hasVar(env, "PATH") {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	if !hasVar(env, "HOME") {
+		env = append(env, "HOME="+user.Home)
+	}
+	var mounts []runner.Mount
+	for _, m := range f.Mount {
+		mnt, err := runner.ParseMount(m)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, mnt)
+	}
+	o := &observation{user: user, out: &tail{}}
+	var out io.Writer = o.out
+	if f.ShowClogs {
+		out = io.MultiWriter(o.out, g.stderr)
+	}
+	o.spec = runner.Spec{
+		Args: args, Env: env, Cwd: cfg.WorkingDir, UID: user.UID, GID: user.GID, Groups: user.Groups,
+		HostNetwork: f.Network == "host", Stdout: out, Stderr: out, Mounts: mounts,
+		Sensor: sensorBin, AllSyscalls: true,
+	}
+	stop, err := parseSignal(cfg.StopSignal)
+	if err != nil {
+		return nil, fmt.Errorf("the image's StopSignal: %w", err)
+	}
+	o.plan = runner.Plan{
+		ProbeTimeout: f.ProbeTimeout, ContinueAfter: f.ContinueAfter, Timeout: f.Timeout,
+		StopSignal: stop, StopTimeout: f.StopTimeout, Enter: os.Stdin, ExecOutput: out,
+	}
+	if f.HTTPProbe {
+		o.plan.Ports = f.HTTPProbePorts
+		if len(o.plan.Ports) == 0 {
+			o.plan.Ports = tcpPorts(cfg.ExposedPorts)
+		}
+		for _, s := range f.HTTPProbeCmd {
+			c, err := runner.ParseHTTPCommand(s)
+			if err != nil {
+				return nil, err
+			}
+			o.plan.HTTP = append(o.plan.HTTP, c)
+		}
+		if f.HTTPProbeCmdFile != "" {
+			cmds, err := runner.ReadHTTPCommandFile(f.HTTPProbeCmdFile)
+			if err != nil {
+				return nil, err
+			}
+			o.plan.HTTP = append(o.plan.HTTP, cmds...)
+		}
+		if len(o.plan.HTTP) == 0 && len(o.plan.Ports) > 0 {
+			o.plan.HTTP = []runner.HTTPCommand{{Method: "GET", Resource: "/"}}
+		}
+		for _, c := range o.plan.HTTP {
+			if c.Port == 0 && len(o.plan.Ports) == 0 {
+				return nil, fmt.Errorf("http probe %s %s: the image exposes no TCP port (give --http-probe-ports or a port in --http-probe-cmd-file)", c.Method, c.Resource)
+			}
+		}
+	}
+	for _, e := range f.Exec {
+		argv, err := execArgs(e)
+		if err != nil {
+			return nil, err
+		}
+		o.plan.Exec = append(o.plan.Exec, argv)
+	}
+	return o, nil
+}
+
+// run observes the app. It turns SIGUSR1 into the signal the signal mode waits for.
+func (o *observation) run(ctx context.Context, treeDir, stateDir string, g *Globals) (*runner.Observation, error) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	o.plan.Signal = usr1
+	obs, err := runner.Observe(ctx, treeDir, o.spec, o.plan, &runner.Options{StateDir: stateDir, Logger: g.logger})
+	if err != nil {
+		if ctx.Err() == nil && strings.TrimSpace(o.out.String()) != "" {
+			return nil, fmt.Errorf("%w (the app said: %s)", err, lastLine(o.out.String()))
+		}
+		return nil, err
+	}
+	return obs, nil
+}
+
+// execArgs reads an --exec value: a JSON array is the argv; anything else is a shell command.
+func execArgs(s string) ([]string, error) {
+	if strings.HasPrefix(strings.TrimSpace(s), "[") {
+		var argv []string
+		if err := json.Unmarshal([]byte(s), &argv); err != nil || len(argv) == 0 {
+			return nil, fmt.Errorf("--exec %q: not a JSON array of strings", s)
+		}
+		return argv, nil
+	}
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("--exec: empty command")
+	}
+	return []string{"/bin/sh", "-c", s}, nil
+}
+
+// parseSignal reads an image's StopSignal: "SIGTERM", "TERM" or "15"; "" is SIGTERM.
+func parseSignal(s string) (os.Signal, error) {
+	if s == "" {
+		return syscall.SIGTERM, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return nil, fmt.Errorf("%q is not a signal", s)
+}
+
+// summary prints the probe results and one line on what was seen.
+func summary(w io.Writer, ref string, obs *runner.Observation) {
+	for _, p := range obs.Probes {
+		status := p.Error
+		if p.OK() {
+			status = fmt.Sprintf("%s %d, %d bytes", p.Proto, p.Status, p.Size)
+		}
+		fmt.Fprintf(w, "probe %s :%d%s: %s\n", p.Method, p.Port, p.Path, status)
+	}
+	for _, e := range obs.Execs {
+		status := fmt.Sprintf("exit %d, %d bytes of output", e.ExitCode, e.OutputSize)
+		if e.Error != "" {
+			status = e.Error
+		}
+		fmt.Fprintf(w, "exec %s: %s\n", strings.Join(e.Args, " "), status)
+	}
+	ended := "stopped after " + obs.ContinuedAfter
+	switch {
+	case obs.AppExited:
+		ended = fmt.Sprintf("exited by itself with %d", obs.ExitCode)
+	case obs.Killed:
+		ended = "ignored its stop signal and was killed"
+	}
+	fmt.Fprintf(w, "observed %s: %d files, %d processes, %d syscalls; the app ran %.1fs and %s\n",
+		ref, len(obs.Record.Files), len(obs.Record.Execs), len(obs.Record.Syscalls), obs.Duration.Seconds(), ended)
+}
+
+func tcpPorts(exposed map[string]struct{}) []int {
+	var ports []int
+	for p := range exposed {
+		num, proto, _ := strings.Cut(p, "/")
+		if proto == "" || proto == "tcp" {
+			if n, err := strconv.Atoi(num); err == nil {
+				ports = append(ports, n)
+			}
+		}
+	}
+	sort.Ints(ports)
+	return ports
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(path, b)
+}

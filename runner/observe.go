@@ -1,0 +1,306 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/slimoci/slimoci/sensor"
+)
+
+// Continue-after modes, as docker-slim's --continue-after: when the observation ends and the app is asked to
+// stop.
+const (
+	// AfterProbe ends once every HTTP and exec probe is done.
+	AfterProbe = "probe"
+	// AfterExec ends once the exec probes are done (HTTP probes run first).
+	AfterExec = "exec"
+	// AfterAppExit waits for the app to exit by itself (a command-style image).
+	AfterAppExit = "app-exit"
+	// AfterEnter waits for a line on Plan.Enter (the user pressing Enter).
+	AfterEnter = "enter"
+	// AfterSignal waits for a value on Plan.Signal (slimoci receiving SIGUSR1).
+	AfterSignal = "signal"
+	// AfterTimeout waits Plan.Timeout.
+	AfterTimeout = "timeout"
+)
+
+// ParseContinueAfter checks a --continue-after value: a mode above or a number of seconds.
+func ParseContinueAfter(s string) error {
+	switch s {
+	case "", AfterProbe, AfterExec, AfterAppExit, AfterEnter, AfterSignal, AfterTimeout:
+		return nil
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 {
+		return nil
+	}
+	return fmt.Errorf("--continue-after %q: want probe, exec, app-exit, enter, signal, timeout or a number of seconds", s)
+}
+
+// Plan says how to exercise the app and when to stop it.
+type Plan struct {
+	// HTTP probes run in order; a command with Port 0 is sent to each of Ports.
+	HTTP  []HTTPCommand
+	Ports []int
+	// Exec probes run in the sandbox, in order, after the HTTP probes.
+	Exec [][]string
+	// ProbeTimeout bounds how long HTTP probes retry while the app starts (all of them together).
+	ProbeTimeout time.Duration
+	// ContinueAfter is one of the After modes or a number of seconds; "" picks: probe when there are probes,
+	// app-exit otherwise.
+	ContinueAfter string
+	// Timeout bounds every wait (app-exit, enter, signal) and is the wait of "timeout"; 0 means 10 minutes.
+	Timeout time.Duration
+	// StopSignal asks the app to stop (SIGTERM when nil); after StopTimeout (10 s when 0) it is killed.
+	StopSignal  os.Signal
+	StopTimeout time.Duration
+	// Enter and Signal serve the enter and signal modes.
+	Enter  io.Reader
+	Signal <-chan os.Signal
+	// ExecOutput receives the exec probes' output (nil discards it).
+	ExecOutput io.Writer
+}
+
+// Observation is what one observed run of an app gave.
+type Observation struct {
+	Probes []ProbeResult `json:"probes"`
+	Execs  []ExecResult  `json:"execProbes,omitempty"`
+	// Record is the sensor's record of the app and the exec probes, minus the files that are not the
+	// image's (see NotImage).
+	Record *sensor.Record `json:"record"`
+	// NotImage are recorded paths that are not the image's: the runtime's /etc/hosts, /etc/hostname and
+	// /etc/resolv.conf, and what is under --mount destinations.
+	NotImage []string `json:"notImage,omitempty"`
+	// Written are the paths the app created or changed (from the overlay's upper directory); empty rootless,
+	// where the sandbox runs on a copy.
+	Written []string `json:"written,omitempty"`
+	// ContinuedAfter says what ended the observation: probe, exec, app-exit, enter, signal, timeout.
+	ContinuedAfter string `json:"continuedAfter"`
+	// AppExited is true when the app exited by itself before it was asked to stop; Killed when it ignored
+	// the stop signal and was killed.
+	AppExited bool          `json:"appExited"`
+	Killed    bool          `json:"killed"`
+	ExitCode  int           `json:"exitCode"`
+	Duration  time.Duration `json:"durationNs"`
+}
+
+// ProbesOK counts the probes that succeeded and the probes run.
+func (o *Observation) ProbesOK() (ok, total int) {
+	for _, p := range o.Probes {
+		if p.OK() {
+			ok++
+		}
+	}
+	for _, e := range o.Execs {
+		if e.OK() {
+			ok++
+		}
+	}
+	return ok, len(o.Probes) + len(o.Execs)
+}
+
+// Observe runs spec over tree in a sandbox with the sensor, exercises it with plan's probes, waits as plan
+// says, stops it, and returns what was seen. The sandbox is gone when it returns, whatever happened; when
+// ctx ends (Ctrl-C) the app is killed and ctx's error returned.
+func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options) (*Observation, error) {
+	if spec.Sensor == "" {
+		return nil, errors.New("observing needs the sensor")
+	}
+	if plan.Timeout <= 0 {
+		plan.Timeout = 10 * time.Minute
+	}
+	if plan.StopTimeout <= 0 {
+		plan.StopTimeout = 10 * time.Second
+	}
+	if plan.StopSignal == nil {
+		plan.StopSignal = syscall.SIGTERM
+	}
+	mode := plan.ContinueAfter
+	if mode == "" {
+		mode = AfterAppExit
+		if len(plan.Exec) > 0 || (len(plan.HTTP) > 0 && len(plan.Ports) > 0) {
+			mode = AfterProbe
+		}
+	}
+	if err := ParseContinueAfter(mode); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	s, err := Start(ctx, tree, spec, o)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	obs := &Observation{ContinuedAfter: mode}
+	var recs []*sensor.Record
+
+	pctx, cancel := context.WithTimeout(ctx, plan.ProbeTimeout)
+	for _, c := range plan.HTTP {
+		ports := []int{c.Port}
+		if c.Port == 0 {
+			ports = plan.Ports
+		}
+		for _, port := range ports {
+			c.Port = port
+			obs.Probes = append(obs.Probes, ProbeHTTP(pctx, s, c))
+		}
+	}
+	cancel()
+	for _, args := range plan.Exec {
+		if ctx.Err() != nil || s.Exited() {
+			break
+		}
+		res, rec := s.Exec(ctx, args, plan.ExecOutput)
+		obs.Execs = append(obs.Execs, res)
+		if rec != nil {
+			recs = append(recs, rec)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	wait := func(ch <-chan struct{}) {
+		t := time.NewTimer(plan.Timeout)
+		defer t.Stop()
+		select {
+		case <-ch:
+		case <-s.done:
+		case <-t.C:
+			obs.ContinuedAfter = AfterTimeout
+		case <-ctx.Done():
+		}
+	}
+	switch mode {
+	case AfterProbe, AfterExec:
+	case AfterAppExit:
+		wait(nil)
+	case AfterTimeout:
+		wait(nil)
+		obs.ContinuedAfter = AfterTimeout
+	case AfterEnter:
+		ch := make(chan struct{})
+		if plan.Enter != nil {
+			go func() { bufio.NewReader(plan.Enter).ReadString('\n'); close(ch) }()
+		}
+		wait(ch)
+	case AfterSignal:
+		ch := make(chan struct{})
+		go func() {
+			select {
+			case <-plan.Signal:
+				close(ch)
+			case <-s.done:
+			}
+		}()
+		wait(ch)
+	default:
+		n, _ := strconv.Atoi(mode)
+		plan.Timeout = time.Duration(n) * time.Second
+		wait(nil)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	obs.AppExited = s.Exited()
+	code, killed, err := s.Stop(plan.StopSignal, plan.StopTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("stopping the app: %w", err)
+	}
+	obs.ExitCode, obs.Killed = code, killed
+	obs.Duration = time.Since(start)
+	rec, err := s.Record()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		merge(rec, r)
+	}
+	obs.Record = rec
+	obs.NotImage = s.notImage(rec)
+	obs.Written = s.written()
+	return obs, nil
+}
+
+// merge adds r's files, execs and syscalls to rec.
+func merge(rec, r *sensor.Record) {
+	for p, ops := range r.Files {
+		for _, op := range ops {
+			if !containsString(rec.Files[p], op) {
+				rec.Files[p] = append(rec.Files[p], op)
+				sort.Strings(rec.Files[p])
+			}
+		}
+	}
+	rec.Execs = append(rec.Execs, r.Execs...)
+	for n, c := range r.Syscalls {
+		if rec.Syscalls == nil {
+			rec.Syscalls = map[string]int{}
+		}
+		rec.Syscalls[n] += c
+	}
+}
+
+func containsString(v []string, s string) bool {
+	for _, x := range v {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// notImage removes from rec the paths that are not the image's (the runtime's etc files, what is under
+// mounts) and returns them.
+func (s *Sandbox) notImage(rec *sensor.Record) []string {
+	outside := []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", sensorDir}
+	for _, m := range s.spec.Mounts {
+		outside = append(outside, m.Destination)
+	}
+	var out []string
+	for p := range rec.Files {
+		for _, o := range outside {
+			if p == o || strings.HasPrefix(p, o+"/") {
+				out = append(out, p)
+				delete(rec.Files, p)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// written lists what the app created or changed: the overlay's upper directory.
+func (s *Sandbox) written() []string {
+	if s.upper == "" {
+		return nil
+	}
+	var out []string
+	filepath.WalkDir(s.upper, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == s.upper {
+			return nil
+		}
+		rel, _ := filepath.Rel(s.upper, p)
+		name := "/" + filepath.ToSlash(rel)
+		if containsString(s.mountpoints, name) {
+			// A mount point the runtime made; what is under it is the mount's.
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		out = append(out, name)
+		return nil
+	})
+	return out
+}
