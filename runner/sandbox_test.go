@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -34,6 +32,11 @@ func init() {
 
 // unpacked unpacks a test-bed sample into a scratch directory, once per test.
 func unpacked(t *testing.T, sample string) string {
+	t.Helper()
+	return unpackedTree(t, sample).Dir
+}
+
+func unpackedTree(t *testing.T, sample string) *rootfs.Tree {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: end-to-end tests need the test bed")
@@ -64,7 +67,7 @@ func unpacked(t *testing.T, sample string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tree.Dir
+	return tree
 }
 
 // fingerprint hashes a whole tree: paths, modes, owners, sizes, times, link targets and contents.
@@ -102,38 +105,10 @@ func fingerprint(t *testing.T, dir string) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-// leftovers lists what a closed sandbox must not leave: mounts under its state directory and its cgroups.
+// leftovers lists what a closed sandbox must not leave.
 func leftovers(t *testing.T, state, id string) []string {
 	t.Helper()
-	var out []string
-	if _, err := os.Stat(state); err == nil {
-		out = append(out, "state directory "+state)
-	}
-	// The calling thread's mount table: libcontainer may leave a thread (even the main one, which Go never
-	// ends) in a container's mount namespace, and /proc/self shows the main thread's.
-	runtime.LockOSThread()
-	mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
-	runtime.UnlockOSThread()
-	sc := bufio.NewScanner(bytes.NewReader(mi))
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), state) {
-			out = append(out, "mount "+sc.Text())
-		}
-	}
-	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		if strings.HasSuffix(p, "/"+id) {
-			out = append(out, "cgroup "+p)
-			return fs.SkipDir
-		}
-		if strings.Count(p, "/") > 8 {
-			return fs.SkipDir
-		}
-		return nil
-	})
-	return out
+	return testbed.Leftovers(state, id)
 }
 
 // syncBuffer takes the app's stdout and stderr, which are copied by two goroutines.

@@ -30,6 +30,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as slimoci for tests that need it as a process of its own (Ctrl-C).
+	if os.Getenv("SLIMOCI_TEST_AS_CLI") == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	flag.Parse()
 	if testing.Short() {
 		bedReason = "-short: end-to-end tests need the test bed"

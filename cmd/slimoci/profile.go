@@ -83,10 +83,14 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 
 // probeError fails an observation whose probes all failed: a slim image made from it would be useless.
 func probeError(obs *runner.Observation) error {
-	if ok, total := obs.ProbesOK(); total > 0 && ok == 0 {
-		return errors.New("every probe failed: the app was not exercised, a slim image made from this run would be useless")
+	ok, total := obs.ProbesOK()
+	switch {
+	case total == 0 || ok > 0:
+		return nil
+	case obs.AppExited:
+		return fmt.Errorf("every probe failed: the app exited with code %d before answering (see report.json; --show-clogs shows its output)", obs.ExitCode)
 	}
-	return nil
+	return errors.New("every probe failed: the app was not exercised, a slim image made from this run would be useless")
 }
 
 // writeSeccomp writes a seccomp profile allowing the syscalls seen.

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slimoci/slimoci/internal/testbed"
+)
+
+// Faults while observing, through the CLI on the python sample: each gives a clear one-line message and its
+// exit code, and leaves nothing behind (no sandbox state, mount, cgroup or sensor process).
+func TestE2EProfileFaults(t *testing.T) {
+	needBed(t)
+	if os.Geteuid() != 0 {
+		t.Skip("these runs use the root sandbox; the rootless one has its own test")
+	}
+	sensorBin := buildSensor(t)
+	image := "oci:" + bed.Layout("python") + ":latest"
+	// A server that ignores SIGTERM, or dies of SIGSEGV on its first request.
+	server := func(handler string) []string {
+		return []string{"--entrypoint=python3", "--cmd=-c", "--cmd=import http.server, os, signal\n" +
+			"class H(http.server.BaseHTTPRequestHandler):\n" +
+			"  def do_GET(self):\n" + handler +
+			"    self.send_response(200); self.end_headers(); self.wfile.write(b'ok')\n" +
+			"signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" +
+			"http.server.HTTPServer(('', 8080), H).serve_forever()\n"}
+	}
+	cases := []struct {
+		name  string
+		args  []string
+		code  int
+		want  string // in stderr (failures) or stdout (success)
+		check func(t *testing.T, report map[string]any)
+	}{
+		{name: "app exits at once", args: []string{"--entrypoint=python3", "--cmd=-c", "--cmd=import sys; sys.exit(3)"},
+			code: 1, want: "the app exited with code 3 before answering"},
+		{name: "app crashes mid-probe", args: server("    os.kill(os.getpid(), signal.SIGSEGV)\n"),
+			code: 1, want: "the app exited with code 139 before answering"},
+		{name: "app ignores SIGTERM", args: append(server(""), "--stop-timeout=1s"),
+			code: 0, want: "ignored its stop signal and was killed",
+			check: func(t *testing.T, report map[string]any) {
+				if report["killed"] != true || report["record"] == nil {
+					t.Errorf("report: killed %v, record %v", report["killed"], report["record"] != nil)
+				}
+				files, _ := report["record"].(map[string]any)["files"].(map[string]any)
+				if _, ok := files["/usr/lib/python3.11/http/server.py"]; !ok {
+					t.Errorf("the killed app's record lacks http/server.py")
+				}
+			}},
+		{name: "probe to a closed port", args: []string{"--http-probe-ports=9999", "--probe-timeout=3s"},
+			code: 1, want: "every probe failed: the app was not exercised"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "state")
+			args := append([]string{"profile", "--sensor", sensorBin, "--state-path", state}, c.args...)
+			out, errs, code := slimoci(t, append(args, image)...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d: %s %s", code, c.code, out, errs)
+			}
+			if c.code != 0 && (strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, c.want)) {
+				t.Errorf("stderr %q: want one line with %q", errs, c.want)
+			}
+			if c.code == 0 && !strings.Contains(out, c.want) {
+				t.Errorf("stdout %q: want %q", out, c.want)
+			}
+			if c.check != nil {
+				var report map[string]any
+				b, err := os.ReadFile(filepath.Join(state, "report.json"))
+				if err == nil {
+					err = json.Unmarshal(b, &report)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.check(t, report)
+			}
+			noLeftovers(t, state)
+		})
+	}
+
+	// Ctrl-C while the app runs: slimoci (a process of its own) stops it, cleans up, says so, exits 130.
+	t.Run("ctrl-c", func(t *testing.T) {
+		state := filepath.Join(t.TempDir(), "state")
+		cmd := exec.Command(os.Args[0], "profile", "--sensor", sensorBin, "--state-path", state, "--continue-after=600", image)
+		cmd.Env = append(os.Environ(), "SLIMOCI_TEST_AS_CLI=1")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the app is up: its sensor process shows.
+		deadline := time.Now().Add(30 * time.Second)
+		for len(testbed.Leftovers("", "")) == 0 {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("the sandbox did not start: %s", errb.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		if cmd.ProcessState.ExitCode() != 130 || strings.TrimSpace(errb.String()) != "slimoci: interrupted" {
+			t.Errorf("after Ctrl-C: %v, stderr %q", err, errb.String())
+		}
+		noLeftovers(t, state)
+	})
+}
+
+// noLeftovers checks that nothing of a finished profile remains but its artifacts.
+func noLeftovers(t *testing.T, state string) {
+	t.Helper()
+	if l := testbed.Leftovers("", ""); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+	entries, _ := os.ReadDir(state)
+	for _, e := range entries {
+		if e.Name() != "report.json" && e.Name() != "seccomp.json" {
+			t.Errorf("left behind in the state path: %s", e.Name())
+		}
+	}
+	if l := testbed.Leftovers(filepath.Join(state, ".work"), ""); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}
