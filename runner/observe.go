@@ -207,6 +207,7 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		n, _ := strconv.Atoi(mode)
 		plan.Timeout = time.Duration(n) * time.Second
 		wait(nil)
+		obs.ContinuedAfter = plan.Timeout.String()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func (r *resolver) resolve(p string) {
 		return
 	}
 	r.done[p] = true
-	final, ok, linked := Resolve(p, func(link string) { r.add(link, "link") })
+	final, ok, linked := Resolve("/", p, func(link string) { r.add(link, "link") })
 	switch {
 	case !ok:
 		r.add(p, "missing")
@@ -88,11 +88,11 @@ func (r *resolver) resolve(p string) {
 	}
 }
 
-// Resolve follows p through the symlinks of the filesystem rooted at "/", calling link for each symlink met.
-// It returns where p leads, whether that exists, and whether any symlink was followed. Symlinks resolve
-// inside "/" ("..", absolute targets), as the kernel does for a process whose root is "/"; more than 40 of
-// them make p missing (ELOOP).
-func Resolve(p string, link func(string)) (final string, exists, linked bool) {
+// Resolve follows p through the symlinks of the filesystem rooted at root ("/" in the sandbox), calling link
+// for each symlink met. It returns where p leads, whether that exists, and whether any symlink was followed;
+// paths are as seen from root. Symlinks resolve inside root ("..", absolute targets), as the kernel does for
+// a process whose root it is; more than 40 of them make p missing (ELOOP).
+func Resolve(root, p string, link func(string)) (final string, exists, linked bool) {
 	rest := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
 	cur := "/"
 	for hops := 0; len(rest) > 0; {
@@ -106,7 +106,7 @@ func Resolve(p string, link func(string)) (final string, exists, linked bool) {
 			continue
 		}
 		next := path.Join(cur, comp)
-		fi, err := os.Lstat(next)
+		fi, err := os.Lstat(path.Join(root, next))
 		if err != nil {
 			return path.Join(append([]string{next}, rest...)...), false, linked
 		}
@@ -117,7 +117,7 @@ func Resolve(p string, link func(string)) (final string, exists, linked bool) {
 		if hops++; hops > 40 {
 			return path.Join(append([]string{next}, rest...)...), false, linked
 		}
-		target, err := os.Readlink(next)
+		target, err := os.Readlink(path.Join(root, next))
 		if err != nil {
 			return path.Join(append([]string{next}, rest...)...), false, linked
 		}
@@ -139,7 +139,7 @@ func (r *resolver) interpreters(p string, depth int) {
 	if depth > 4 {
 		return
 	}
-	final, ok, _ := Resolve(p, nil)
+	final, ok, _ := Resolve("/", p, nil)
 	if !ok {
 		return
 	}

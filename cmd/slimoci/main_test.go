@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -209,6 +211,14 @@ func TestBadInput(t *testing.T) {
 		{"unreachable registry", []string{"info", closed + "/x/y:z"}, 1, []string{closed + "/x/y:z", "connection refused"}},
 		{"new plain path as destination", []string{"copy", good, filepath.Join(dir, "new.tar")}, 1, []string{"new.tar", "name the format"}},
 		{"bad platform", []string{"--platform", "linux", "info", good}, 1, []string{`"linux"`, "os/arch"}},
+		{"missing sensor", []string{"profile", "--sensor", filepath.Join(dir, "nosensor"), good}, 1, []string{"nosensor", "missing"}},
+		{"bad continue-after", []string{"profile", "--sensor", notTar, "--continue-after", "later", good}, 1, []string{`"later"`, "app-exit"}},
+		{"bad probe command", []string{"profile", "--sensor", notTar, "--http-probe-cmd", "health", good}, 1, []string{`"health"`, "does not start with /"}},
+		{"bad probe file", []string{"profile", "--sensor", notTar, "--http-probe-cmd-file", notTar, good}, 1, []string{notTar, "invalid character"}},
+		{"bad exec", []string{"profile", "--sensor", notTar, "--exec", `["ls", 1]`, good}, 1, []string{"--exec", "JSON array"}},
+		{"bad mount", []string{"profile", "--sensor", notTar, "--mount", "relative:/x", good}, 1, []string{"relative:/x", "/host/path"}},
+		{"bad env", []string{"profile", "--sensor", notTar, "--env", "NOVALUE", good}, 1, []string{"NOVALUE", "NAME=VALUE"}},
+		{"bad network", []string{"profile", "--network", "bridge", good}, 2, []string{"--network", "bridge"}},
 		{"missing argument", []string{"info"}, 2, []string{"expected \"<IMAGE>\""}},
 		{"unknown flag", []string{"info", "--frobnicate", good}, 2, []string{"--frobnicate"}},
 	} {
@@ -291,5 +301,28 @@ func TestUnpack(t *testing.T) {
 	_, errs, code = slimoci(t, "unpack", dir, target)
 	if code != 1 || !strings.Contains(errs, target+" is not empty") {
 		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+func TestExecArgsAndSignals(t *testing.T) {
+	if got, _ := execArgs("curl -s localhost"); !slices.Equal(got, []string{"/bin/sh", "-c", "curl -s localhost"}) {
+		t.Errorf("shell form: %v", got)
+	}
+	if got, _ := execArgs(` ["ls", "-l"]`); !slices.Equal(got, []string{"ls", "-l"}) {
+		t.Errorf("exec form: %v", got)
+	}
+	for _, bad := range []string{"", "[", "[]", `["a", 1]`} {
+		if _, err := execArgs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for in, want := range map[string]syscall.Signal{"": syscall.SIGTERM, "SIGQUIT": syscall.SIGQUIT, "int": syscall.SIGINT, "9": syscall.SIGKILL} {
+		got, err := parseSignal(in)
+		if err != nil || got != want {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseSignal("SIGNOPE"); err == nil {
+		t.Errorf("SIGNOPE accepted")
 	}
 }

@@ -65,8 +65,8 @@ func (f *ObserveFlags) sensorPath() (string, error) {
 	return bin, nil
 }
 
-// prepare turns the flags and the unpacked image into a sandbox spec and a probe plan.
-func (f *ObserveFlags) prepare(tree *rootfs.Tree, g *Globals) (*observation, error) {
+// parse checks every flag before anything is pulled, and prepares what does not depend on the image.
+func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 	sensorBin, err := f.sensorPath()
 	if err != nil {
 		return nil, err
@@ -74,71 +74,29 @@ func (f *ObserveFlags) prepare(tree *rootfs.Tree, g *Globals) (*observation, err
 	if err := runner.ParseContinueAfter(f.ContinueAfter); err != nil {
 		return nil, err
 	}
-	cfg := tree.Config.Config
-	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
-	if f.Entrypoint != nil {
-		// As docker run --entrypoint: the image's CMD goes with it only when not overridden either; an empty
-		// --entrypoint clears it.
-		entrypoint, cmd = nonEmpty(f.Entrypoint), nil
+	o := &observation{out: &tail{}}
+	var out io.Writer = o.out
+	if f.ShowClogs {
+		out = io.MultiWriter(o.out, g.stderr)
 	}
-	if f.Cmd != nil {
-		cmd = f.Cmd
-	}
-	args := append(append([]string(nil), entrypoint...), cmd...)
-	if len(args) == 0 {
-		return nil, fmt.Errorf("the image has no entrypoint and no cmd: nothing to run (give --cmd)")
-	}
-	passwd, _ := tree.ReadFile("/etc/passwd")
-	group, _ := tree.ReadFile("/etc/group")
-	user, err := runner.ResolveUser(cfg.User, passwd, group)
-	if err != nil {
-		return nil, err
-	}
-	env := append([]string(nil), cfg.Env...)
-	for _, e := range f.Env {
-		name, _, ok := strings.Cut(e, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("--env %q: want NAME=VALUE", e)
-		}
-		env = setVar(env, e)
-	}
-	if !hasVar(env, "PATH") {
-		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	}
-	if !hasVar(env, "HOME") {
-		env = append(env, "HOME="+user.Home)
-	}
-	var mounts []runner.Mount
+	o.spec = runner.Spec{HostNetwork: f.Network == "host", Stdout: out, Stderr: out, Sensor: sensorBin, AllSyscalls: true}
 	for _, m := range f.Mount {
 		mnt, err := runner.ParseMount(m)
 		if err != nil {
 			return nil, err
 		}
-		mounts = append(mounts, mnt)
+		o.spec.Mounts = append(o.spec.Mounts, mnt)
 	}
-	o := &observation{user: user, out: &tail{}}
-	var out io.Writer = o.out
-	if f.ShowClogs {
-		out = io.MultiWriter(o.out, g.stderr)
-	}
-	o.spec = runner.Spec{
-		Args: args, Env: env, Cwd: cfg.WorkingDir, UID: user.UID, GID: user.GID, Groups: user.Groups,
-		HostNetwork: f.Network == "host", Stdout: out, Stderr: out, Mounts: mounts,
-		Sensor: sensorBin, AllSyscalls: true,
-	}
-	stop, err := parseSignal(cfg.StopSignal)
-	if err != nil {
-		return nil, fmt.Errorf("the image's StopSignal: %w", err)
+	for _, e := range f.Env {
+		if name, _, ok := strings.Cut(e, "="); !ok || name == "" {
+			return nil, fmt.Errorf("--env %q: want NAME=VALUE", e)
+		}
 	}
 	o.plan = runner.Plan{
 		ProbeTimeout: f.ProbeTimeout, ContinueAfter: f.ContinueAfter, Timeout: f.Timeout,
-		StopSignal: stop, StopTimeout: f.StopTimeout, Enter: os.Stdin, ExecOutput: out,
+		StopTimeout: f.StopTimeout, Enter: os.Stdin, ExecOutput: out,
 	}
 	if f.HTTPProbe {
-		o.plan.Ports = f.HTTPProbePorts
-		if len(o.plan.Ports) == 0 {
-			o.plan.Ports = tcpPorts(cfg.ExposedPorts)
-		}
 		for _, s := range f.HTTPProbeCmd {
 			c, err := runner.ParseHTTPCommand(s)
 			if err != nil {
@@ -153,14 +111,6 @@ func (f *ObserveFlags) prepare(tree *rootfs.Tree, g *Globals) (*observation, err
 			}
 			o.plan.HTTP = append(o.plan.HTTP, cmds...)
 		}
-		if len(o.plan.HTTP) == 0 && len(o.plan.Ports) > 0 {
-			o.plan.HTTP = []runner.HTTPCommand{{Method: "GET", Resource: "/"}}
-		}
-		for _, c := range o.plan.HTTP {
-			if c.Port == 0 && len(o.plan.Ports) == 0 {
-				return nil, fmt.Errorf("http probe %s %s: the image exposes no TCP port (give --http-probe-ports or a port in --http-probe-cmd-file)", c.Method, c.Resource)
-			}
-		}
 	}
 	for _, e := range f.Exec {
 		argv, err := execArgs(e)
@@ -170,6 +120,61 @@ func (f *ObserveFlags) prepare(tree *rootfs.Tree, g *Globals) (*observation, err
 		o.plan.Exec = append(o.plan.Exec, argv)
 	}
 	return o, nil
+}
+
+// forImage completes the observation from the unpacked image: what to run, as whom, and the ports to probe.
+func (f *ObserveFlags) forImage(o *observation, tree *rootfs.Tree) error {
+	cfg := tree.Config.Config
+	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
+	if f.Entrypoint != nil {
+		// As docker run --entrypoint: the image's CMD goes with it only when not overridden either; an empty
+		// --entrypoint clears it.
+		entrypoint, cmd = nonEmpty(f.Entrypoint), nil
+	}
+	if f.Cmd != nil {
+		cmd = f.Cmd
+	}
+	args := append(append([]string(nil), entrypoint...), cmd...)
+	if len(args) == 0 {
+		return fmt.Errorf("the image has no entrypoint and no cmd: nothing to run (give --cmd)")
+	}
+	passwd, _ := tree.ReadFile("/etc/passwd")
+	group, _ := tree.ReadFile("/etc/group")
+	user, err := runner.ResolveUser(cfg.User, passwd, group)
+	if err != nil {
+		return err
+	}
+	env := append([]string(nil), cfg.Env...)
+	for _, e := range f.Env {
+		env = setVar(env, e)
+	}
+	if !hasVar(env, "PATH") {
+		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	if !hasVar(env, "HOME") {
+		env = append(env, "HOME="+user.Home)
+	}
+	o.user = user
+	o.spec.Args, o.spec.Env, o.spec.Cwd = args, env, cfg.WorkingDir
+	o.spec.UID, o.spec.GID, o.spec.Groups = user.UID, user.GID, user.Groups
+	if o.plan.StopSignal, err = parseSignal(cfg.StopSignal); err != nil {
+		return fmt.Errorf("the image's StopSignal: %w", err)
+	}
+	if f.HTTPProbe {
+		o.plan.Ports = f.HTTPProbePorts
+		if len(o.plan.Ports) == 0 {
+			o.plan.Ports = tcpPorts(cfg.ExposedPorts)
+		}
+		if len(o.plan.HTTP) == 0 && len(o.plan.Ports) > 0 {
+			o.plan.HTTP = []runner.HTTPCommand{{Method: "GET", Resource: "/"}}
+		}
+		for _, c := range o.plan.HTTP {
+			if c.Port == 0 && len(o.plan.Ports) == 0 {
+				return fmt.Errorf("http probe %s %s: the image exposes no TCP port (give --http-probe-ports or a port in --http-probe-cmd-file)", c.Method, c.Resource)
+			}
+		}
+	}
+	return nil
 }
 
 // run observes the app. It turns SIGUSR1 into the signal the signal mode waits for.

@@ -34,7 +34,8 @@ type Report struct {
 }
 
 func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
-	if _, err := c.sensorPath(); err != nil {
+	o, err := c.parse(g)
+	if err != nil {
 		return err
 	}
 	src, err := g.open(ctx, c.Image)
@@ -55,8 +56,7 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("unpacking %s: %w", ref, err)
 	}
-	o, err := c.prepare(tree, g)
-	if err != nil {
+	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
 	obs, err := o.run(ctx, tree.Dir, filepath.Join(work, "sandbox"), g)
