@@ -41,12 +41,12 @@ func TestReadHTTPCommandFile(t *testing.T) {
 		t.Fatalf("%+v %v", cmds, err)
 	}
 	for bad, want := range map[string]string{
-		`{"commands":[]}`:                                       "no commands",
+		`{"commands":[]}`: "no commands",
 		`{"commands":[{"resource":"/","crawl":true}]}`:          "unknown field",
 		`{"commands":[{"resource":"x"}]}`:                       "command 1",
 		`{"commands":[{"resource":"/","headers":["nocolon"]}]}`: "header",
 		`{"commands":[{"resource":"/","port":70000}]}`:          "out of range",
-		`not json`:                                              "invalid character",
+		`not json`: "invalid character",
 	} {
 		if _, err := ReadHTTPCommandFile(write(bad)); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "f.json") {
 			t.Errorf("%s: %v, want %q and the file name", bad, err, want)

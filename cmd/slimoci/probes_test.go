@@ -110,4 +110,3 @@ func TestE2EProfileProbes(t *testing.T) {
 		})
 	}
 }
-
