@@ -91,6 +91,9 @@ type Observation struct {
 	Killed    bool          `json:"killed"`
 	ExitCode  int           `json:"exitCode"`
 	Duration  time.Duration `json:"durationNs"`
+	// Rootless is true when the sandbox ran unprivileged: in a user namespace with one id mapped, the app as
+	// root inside it, on a copy of the tree.
+	Rootless bool `json:"rootless"`
 }
 
 // ProbesOK counts the probes that succeeded and the probes run.
@@ -228,6 +231,7 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	}
 	obs.Record = rec
 	obs.NotImage = s.notImage(rec)
+	obs.Rootless = s.rootless
 	obs.Written = s.written()
 	return obs, nil
 }
@@ -281,17 +285,25 @@ func (s *Sandbox) notImage(rec *sensor.Record) []string {
 	return out
 }
 
-// written lists what the app created or changed: the overlay's upper directory.
+// written lists what the app created or changed: the overlay's upper directory; rootless, the entries of
+// the copy that are not in the tree or differ from it in type, size, mode or mtime.
 func (s *Sandbox) written() []string {
-	if s.upper == "" {
+	dir := s.upper
+	if s.rootless {
+		dir = s.merged
+	}
+	if dir == "" {
 		return nil
 	}
 	var out []string
-	filepath.WalkDir(s.upper, func(p string, d os.DirEntry, err error) error {
-		if err != nil || p == s.upper {
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
 			return nil
 		}
-		rel, _ := filepath.Rel(s.upper, p)
+		rel, _ := filepath.Rel(dir, p)
+		if s.rootless && !changed(p, filepath.Join(s.tree, rel)) {
+			return nil
+		}
 		name := "/" + filepath.ToSlash(rel)
 		if containsString(s.mountpoints, name) {
 			// A mount point the runtime made; what is under it is the mount's.
@@ -304,4 +316,20 @@ func (s *Sandbox) written() []string {
 		return nil
 	})
 	return out
+}
+
+// changed compares an entry of the rootless copy with the tree's.
+func changed(copied, orig string) bool {
+	a, err := os.Lstat(copied)
+	if err != nil {
+		return false
+	}
+	b, err := os.Lstat(orig)
+	if err != nil {
+		return true
+	}
+	if a.IsDir() && b.IsDir() {
+		return a.Mode() != b.Mode()
+	}
+	return a.Mode() != b.Mode() || a.Size() != b.Size() || !a.ModTime().Equal(b.ModTime())
 }

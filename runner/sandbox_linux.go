@@ -125,6 +125,9 @@ type Sandbox struct {
 	// reached through /proc/self/fd, whatever the length of the state directory's path.
 	sensorDir *os.File
 	execs     int
+	// rootless: no overlay (a copy), a user namespace, no cgroup.
+	rootless bool
+	tree     string
 	// upper is the overlay's upper directory; mountpoints are the destinations the runtime mounts on.
 	upper       string
 	mountpoints []string
@@ -135,14 +138,8 @@ type Sandbox struct {
 	done     chan struct{}
 }
 
-// ErrUnsupported is a sandbox this process cannot make (today: an unprivileged one).
-var ErrUnsupported = errors.New("sandbox not supported here")
-
 // Start runs spec in a new sandbox whose root is an overlay over tree. Close must be called, whatever happens.
 func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox, err error) {
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%w: the sandbox needs root for now", ErrUnsupported)
-	}
 	opts := Options{}
 	if o != nil {
 		opts = *o
@@ -160,14 +157,26 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec}
+	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec, rootless: os.Geteuid() != 0}
 	s = sb
 	defer func() {
 		if err != nil {
 			sb.Close()
 		}
 	}()
-	if s.merged, err = s.mountOverlay(tree); err != nil {
+	if s.rootless {
+		// Rootless: one id mapped (the caller's, as root inside), so the app runs as root in the sandbox; no
+		// overlay on the host, so the app runs on a copy of the tree.
+		if spec.UID != 0 || spec.GID != 0 {
+			s.log.Warn("rootless: only your own id is mapped into the sandbox, so the app runs as root there, not as the image's user", "uid", spec.UID, "gid", spec.GID)
+		}
+		spec.UID, spec.GID, spec.Groups = 0, 0, nil
+		s.spec = spec
+		s.merged, s.tree = filepath.Join(state, "copy"), tree
+		if err := copyTree(tree, s.merged); err != nil {
+			return nil, err
+		}
+	} else if s.merged, err = s.mountOverlay(tree); err != nil {
 		return nil, fmt.Errorf("mounting the overlay: %w", err)
 	}
 	cfg, err := s.config(spec)
@@ -248,8 +257,16 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	if rs.Hostname == "" {
 		rs.Hostname = "slimoci"
 	}
-	// Relative: nested under slimoci's own cgroup, within its limits.
+	// Relative: nested under slimoci's own cgroup, within its limits. Rootless, there is no cgroup to make.
 	rs.Linux.CgroupsPath = "slimoci/" + s.id
+	if s.rootless {
+		specconv.ToRootless(rs) // a user namespace mapping the caller to root; /sys bound, not mounted
+		rs.Linux.CgroupsPath = ""
+		rs.Linux.Resources = nil
+		if !spec.HostNetwork {
+			rs.Linux.Namespaces = append(rs.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		}
+	}
 	if spec.HostNetwork {
 		var keep []specs.LinuxNamespace
 		for _, ns := range rs.Linux.Namespaces {
@@ -288,7 +305,7 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	for _, m := range rs.Mounts {
 		s.mountpoints = append(s.mountpoints, filepath.Clean(m.Destination))
 	}
-	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.id, Spec: rs})
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.id, Spec: rs, RootlessEUID: s.rootless, RootlessCgroups: s.rootless})
 	if err != nil {
 		return nil, fmt.Errorf("making the container config: %w", err)
 	}
@@ -442,10 +459,12 @@ func (s *Sandbox) Close() error {
 		if err := s.container.Destroy(); err != nil {
 			errs = append(errs, fmt.Errorf("destroying the container: %w", err))
 		}
-		removeCgroupParents(s.id)
+		if !s.rootless {
+			removeCgroupParents(s.id)
+		}
 		s.container = nil
 	}
-	if s.merged != "" {
+	if s.merged != "" && !s.rootless {
 		if err := unix.Unmount(s.merged, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 			errs = append(errs, fmt.Errorf("unmounting the overlay: %w", err))
 		}
@@ -456,7 +475,7 @@ func (s *Sandbox) Close() error {
 		s.sensorDir = nil
 	}
 	if s.state != "" {
-		if err := os.RemoveAll(s.state); err != nil {
+		if err := removeAll(s.state); err != nil {
 			errs = append(errs, err)
 		}
 		s.state = ""

@@ -46,7 +46,7 @@ func unpackedTree(t *testing.T, sample string) *rootfs.Tree {
 		t.Skip(reason)
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("the sandbox needs root for now")
+		t.Skip("these tests run the sandbox as root (they set up users, mounts and cgroups to check); the rootless sandbox is tested in cmd/slimoci")
 	}
 	ctx := context.Background()
 	src, err := oci.Open(ctx, oci.Reference{Transport: oci.Layout, Path: bed.Layout(sample), Tag: "latest"}, nil)

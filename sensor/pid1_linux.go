@@ -76,10 +76,15 @@ func Main(configPath string) error {
 	for i, g := range cfg.Groups {
 		groups[i] = uint32(g)
 	}
+	cred := &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: groups}
+	if cfg.UID == os.Getuid() && cfg.GID == os.Getgid() && len(groups) == 0 {
+		// Already the app's user: nothing to change (and in a rootless user namespace, setgroups is denied).
+		cred = nil
+	}
 	rec, err := Trace(cfg.Args, TraceOptions{
 		Helper: self, AllSyscalls: cfg.AllSyscalls, Env: cfg.Env, Dir: cfg.Cwd,
 		Stdout: os.Stdout, Stderr: os.Stderr,
-		Cred:    &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: groups},
+		Cred:    cred,
 		Started: func(pid int) { appPID <- pid },
 	})
 	if err != nil {
