@@ -9,7 +9,7 @@ GO ?= go
 BIN := bin/slimoci
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps testbed test unit e2e fuzz lint demo bench-unpack clean
+.PHONY: all build deps testbed test unit e2e fuzz lint demo bench-unpack bench-sensor clean
 
 all: build
 
@@ -59,6 +59,10 @@ demo: testbed build
 # bench-unpack: slimoci unpack against umoci unpack and tar -xf on the Java sample (medians and ratios).
 bench-unpack: testbed build
 	testdata/bench/unpack.sh
+
+# bench-sensor: start-to-first-HTTP-200 of each sample under slimoci's sensor against podman (medians, ratios).
+bench-sensor: testbed build
+	testdata/bench/sensor.sh
 
 clean:
 	rm -rf bin

@@ -91,6 +91,9 @@ type Observation struct {
 	Killed    bool          `json:"killed"`
 	ExitCode  int           `json:"exitCode"`
 	Duration  time.Duration `json:"durationNs"`
+	// FirstAnswer is the time from the sandbox's start to the first HTTP answer (what make bench-sensor
+	// compares with podman).
+	FirstAnswer time.Duration `json:"firstAnswerNs,omitempty"`
 	// Rootless is true when the sandbox ran unprivileged: in a user namespace with one id mapped, the app as
 	// root inside it, on a copy of the tree.
 	Rootless bool `json:"rootless"`
@@ -154,7 +157,11 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		}
 		for _, port := range ports {
 			c.Port = port
-			obs.Probes = append(obs.Probes, ProbeHTTP(pctx, s, c))
+			res := ProbeHTTP(pctx, s, c)
+			if res.OK() && obs.FirstAnswer == 0 {
+				obs.FirstAnswer = time.Since(start)
+			}
+			obs.Probes = append(obs.Probes, res)
 		}
 	}
 	cancel()

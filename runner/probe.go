@@ -159,7 +159,7 @@ func ProbeHTTP(ctx context.Context, s *Sandbox, c HTTPCommand) ProbeResult {
 		case <-s.done:
 			res.Error = "the app exited before answering: " + res.Error
 			return res
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
