@@ -99,6 +99,19 @@ var defaultCaps = []string{
 	"CAP_AUDIT_WRITE",
 }
 
+// nofile is docker's open-files limit, 1048576, or the hard limit slimoci has when lower (raising it needs
+// CAP_SYS_RESOURCE, which root does not always have).
+func nofile() uint64 {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err == nil && l.Max < 1048576 {
+		return l.Max
+	}
+	return 1048576
+}
+
+// pidsLimit caps the processes of a sandbox run as root.
+const pidsLimit = 16384
+
 // sensorDir is where the sensor, its config and its record are, inside the sandbox: under /dev, a tmpfs the
 // runtime makes, so nothing is created in the image's tree.
 const sensorDir = "/dev/.slimoci"
@@ -259,6 +272,13 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	}
 	// Relative: nested under slimoci's own cgroup, within its limits. Rootless, there is no cgroup to make.
 	rs.Linux.CgroupsPath = "slimoci/" + s.id
+	// Limits as docker's defaults: open files (nofile; runc's example has 1024), and as root a pids cgroup
+	// limit so that a fork bomb in an untrusted image stays inside. Rootless: the caller's own limits.
+	if rs.Linux.Resources == nil {
+		rs.Linux.Resources = &specs.LinuxResources{}
+	}
+	limit := int64(pidsLimit)
+	rs.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
 	if s.rootless {
 		specconv.ToRootless(rs) // a user namespace mapping the caller to root; /sys bound, not mounted
 		rs.Linux.CgroupsPath = ""
@@ -308,6 +328,9 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: s.id, Spec: rs, RootlessEUID: s.rootless, RootlessCgroups: s.rootless})
 	if err != nil {
 		return nil, fmt.Errorf("making the container config: %w", err)
+	}
+	if !s.rootless {
+		cfg.Rlimits = []configs.Rlimit{{Type: unix.RLIMIT_NOFILE, Hard: nofile(), Soft: nofile()}}
 	}
 	if !spec.HostNetwork {
 		cfg.Networks = []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}}

@@ -353,3 +353,26 @@ func TestParseMount(t *testing.T) {
 		}
 	}
 }
+
+// The sandbox's limits: docker's open-files limit, and a pids cgroup limit (root) the app cannot pass.
+func TestE2ESandboxLimits(t *testing.T) {
+	tree := unpacked(t, "python")
+	var out syncBuffer
+	ctx := context.Background()
+	s, err := Start(ctx, tree, Spec{
+		Args: []string{"python3", "-c", "import resource, glob\n" +
+			"print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n" +
+			"print([open(p).read().strip() for p in glob.glob('/sys/fs/cgroup/pids.max') + glob.glob('/sys/fs/cgroup/pids/pids.max')])"},
+		Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+		Stdout: &out, Stderr: &out,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.Wait(ctx)
+	s.Close()
+	want := fmt.Sprintf("%d\n['%d']", nofile(), pidsLimit)
+	if err != nil || code != 0 || strings.TrimSpace(out.String()) != want {
+		t.Fatalf("exit %d (%v), output %q, want %q", code, err, out.String(), want)
+	}
+}
