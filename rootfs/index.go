@@ -178,6 +178,11 @@ func under(p, dir string) bool {
 // absolute targets start at the root and ".." stops there. The last component is followed only when
 // followLast is set. It reports ErrLoop after 40 symlinks. Missing components are kept as they are.
 func (ix *Index) Resolve(p string, followLast bool) (string, error) {
+	return ix.resolve(p, followLast, nil)
+}
+
+// resolve is Resolve, calling link with each symlink met.
+func (ix *Index) resolve(p string, followLast bool, link func(string)) (string, error) {
 	todo := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
 	cur := "/"
 	for hops := 0; len(todo) > 0; {
@@ -194,6 +199,9 @@ func (ix *Index) Resolve(p string, followLast bool) (string, error) {
 		}
 		if hops++; hops > 40 {
 			return "", ErrLoop
+		}
+		if link != nil {
+			link(next)
 		}
 		base := cur
 		if path.IsAbs(e.Linkname) {

@@ -35,3 +35,17 @@ func (t *Tree) ReadFile(p string) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(f, maxRead))
 }
+
+// Open opens a file of the tree for reading, resolving p inside the tree as ReadFile does.
+func (t *Tree) Open(p string) (*os.File, error) {
+	r, err := openRoot(t.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	fd, err := r.openat2(strings.TrimPrefix(p, "/"), unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}

@@ -1,0 +1,465 @@
+package rootfs
+
+import (
+	"bufio"
+	"debug/elf"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Why a path is kept. A path may have several reasons; each names what caused it.
+const (
+	ReasonObserved    = "observed"     // the app used it: observed (open, exec, ...)
+	ReasonSymlink     = "symlink"      // a symlink on the way to a kept path
+	ReasonLinkTarget  = "link-target"  // what a kept symlink points to
+	ReasonParent      = "parent"       // a directory above a kept path
+	ReasonELFInterp   = "elf-interp"   // the ELF interpreter of a kept executable
+	ReasonELFNeeded   = "elf-needed"   // a DT_NEEDED library of a kept ELF file
+	ReasonIdentity    = "identity"     // users and groups: /etc/passwd, /etc/group, /etc/nsswitch.conf
+	ReasonCerts       = "certificates" // CA certificate bundles and directories
+	ReasonPySource    = "python-source"
+	ReasonPyMetadata  = "python-metadata"
+	ReasonIncluded    = "included" // --include-path
+	ReasonShell       = "shell"    // --include-shell
+	ReasonWorkdir     = "workdir"
+	ReasonVerify      = "verify" // looked up and missed by the slim image's run, added back
+	ReasonMissingNear = "near-missing"
+)
+
+// ClosureOptions say what to keep besides what the app was seen using.
+type ClosureOptions struct {
+	// Observed maps the paths the sensor recorded to their ops ("open", "exec", "stat", ..., "missing").
+	Observed map[string][]string
+	// Include and Exclude are --include-path and --exclude-path globs (path.Match syntax, absolute). An
+	// included directory is kept whole; an excluded path, and what is under it, is dropped whatever else
+	// says (the runtime's mount points excepted).
+	Include, Exclude []string
+	// IncludeShell keeps /bin/sh and its closure.
+	IncludeShell bool
+	// Certs keeps CA certificate bundles and directories.
+	Certs bool
+	// Workdir, Env: the image's WORKDIR (kept) and environment (LD_LIBRARY_PATH is searched).
+	Workdir string
+	Env     []string
+	// Extra adds paths with a reason (what verify found missing).
+	Extra map[string]string
+}
+
+// Closure is what a slim image keeps: every path with why.
+type Closure struct {
+	// Keep maps each kept path (as in the index: resolved, no symlink on its way) to its reasons.
+	Keep map[string][]string
+	// MissingLibs lists DT_NEEDED libraries found nowhere: "libfoo.so.1 (needed by /usr/bin/x)".
+	MissingLibs []string
+	// Excluded lists kept paths --exclude-path dropped.
+	Excluded []string
+}
+
+// certPaths are where distributions keep CA certificates.
+var certPaths = []string{
+	"/etc/ssl/certs", "/etc/ssl/cert.pem", "/etc/ca-certificates", "/etc/ca-certificates.conf",
+	"/usr/share/ca-certificates", "/etc/pki/tls", "/etc/pki/ca-trust", "/usr/local/share/ca-certificates",
+}
+
+// identityPaths let the image's USER and name lookups keep working.
+var identityPaths = []string{"/etc/passwd", "/etc/group", "/etc/nsswitch.conf"}
+
+// defaultLibDirs are where ld.so looks last (x86-64 Debian, and the generic ones).
+var defaultLibDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// ComputeClosure decides what a slim image of t keeps.
+func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
+	c := &closure{tree: t, ix: t.Index, out: &Closure{Keep: map[string][]string{}}, elfDone: map[string]bool{}, pyDone: map[string]bool{}}
+	if b, err := t.ReadFile("/etc/ld.so.cache"); err == nil {
+		c.ldcache, _ = ParseLDCache(b)
+	}
+	for _, e := range o.Env {
+		if v, ok := strings.CutPrefix(e, "LD_LIBRARY_PATH="); ok {
+			c.ldPath = strings.Split(v, ":")
+		}
+	}
+	names := make([]string, 0, len(o.Observed))
+	for p := range o.Observed {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		ops := o.Observed[p]
+		if kernelPath(p) {
+			continue
+		}
+		why := ReasonObserved + ":" + strings.Join(ops, ",")
+		if !c.keep(p, why, false) {
+			c.nearest(p)
+		}
+	}
+	for _, p := range identityPaths {
+		c.keep(p, ReasonIdentity, false)
+	}
+	if o.Certs {
+		for _, p := range certPaths {
+			c.keep(p, ReasonCerts, true)
+		}
+	}
+	if o.Workdir != "" {
+		c.keep(o.Workdir, ReasonWorkdir, false)
+	}
+	if o.IncludeShell {
+		c.keep("/bin/sh", ReasonShell, false)
+	}
+	for p, why := range o.Extra {
+		c.keep(p, why, false)
+	}
+	for _, g := range o.Include {
+		matched := false
+		t.Index.Walk(func(e *Entry) error {
+			if ok, _ := path.Match(g, e.Path); ok {
+				matched = true
+				c.keep(e.Path, ReasonIncluded+":"+g, true)
+			}
+			return nil
+		})
+		if !matched {
+			// A path through a symlink, or a glob that matches nothing in the index: try it as a name.
+			c.keep(g, ReasonIncluded+":"+g, true)
+		}
+	}
+	for len(c.queue) > 0 {
+		p := c.queue[0]
+		c.queue = c.queue[1:]
+		c.analyze(p)
+	}
+	if len(o.Exclude) > 0 {
+		for p := range c.out.Keep {
+			if excluded(p, o.Exclude) {
+				delete(c.out.Keep, p)
+				c.out.Excluded = append(c.out.Excluded, p)
+			}
+		}
+		sort.Strings(c.out.Excluded)
+	}
+	for p, r := range c.out.Keep {
+		sort.Strings(r)
+		c.out.Keep[p] = dedupe(r)
+	}
+	sort.Strings(c.out.MissingLibs)
+	return c.out, nil
+}
+
+func kernelPath(p string) bool {
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func excluded(p string, globs []string) bool {
+	for _, g := range globs {
+		for q := p; ; q = path.Dir(q) {
+			if ok, _ := path.Match(g, q); ok {
+				return true
+			}
+			if q == "/" {
+				break
+			}
+		}
+	}
+	return false
+}
+
+func contains(v []string, s string) bool {
+	for _, x := range v {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func dedupe(v []string) []string {
+	out := v[:0]
+	for i, s := range v {
+		if i == 0 || s != v[i-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type closure struct {
+	tree    *Tree
+	ix      *Index
+	out     *Closure
+	ldcache map[string][]string
+	ldPath  []string
+	queue   []string
+	elfDone map[string]bool
+	pyDone  map[string]bool
+}
+
+// keep keeps the path p names (resolved through the index's symlinks, each kept too), the directories above
+// it, and, when whole is set and it is a directory, everything under it. It reports whether p exists.
+func (c *closure) keep(p, why string, whole bool) bool {
+	p = path.Clean("/" + p)
+	real, err := c.ix.resolve(p, true, func(link string) {
+		if link == p {
+			c.add(link, why) // the name itself is a symlink: it is what was used
+		} else {
+			c.add(link, ReasonSymlink+":"+p)
+		}
+	})
+	if err != nil {
+		return false
+	}
+	e, ok := c.ix.Lookup(real)
+	if !ok {
+		return false
+	}
+	c.add(real, why)
+	if e.Type == TypeDir && whole {
+		c.ix.Walk(func(d *Entry) error {
+			if strings.HasPrefix(d.Path, real+"/") {
+				if d.Type == TypeSymlink {
+					c.keep(d.Path, why, false)
+				} else {
+					c.add(d.Path, why)
+				}
+			}
+			return nil
+		})
+	}
+	return true
+}
+
+// nearest keeps the deepest existing directory above p (a file the app looked for, or created: the
+// directory it expected must be there, with its mode, such as /tmp's 1777).
+func (c *closure) nearest(p string) {
+	for q := path.Dir(path.Clean("/" + p)); q != "/"; q = path.Dir(q) {
+		real, err := c.ix.resolve(q, true, nil)
+		if err != nil {
+			return
+		}
+		if e, ok := c.ix.Lookup(real); ok {
+			if e.Type == TypeDir {
+				c.keep(q, ReasonMissingNear+":"+p, false)
+			}
+			return
+		}
+	}
+}
+
+// add records p (an index path) with why, and its parents; a file is queued for analysis the first time.
+func (c *closure) add(p, why string) {
+	e, ok := c.ix.Lookup(p)
+	if !ok {
+		return
+	}
+	first := c.out.Keep[p] == nil
+	c.out.Keep[p] = append(c.out.Keep[p], why)
+	if !first {
+		return
+	}
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		if c.out.Keep[d] != nil {
+			break
+		}
+		if _, ok := c.ix.Lookup(d); ok {
+			c.out.Keep[d] = []string{ReasonParent}
+		}
+		if d == "/" {
+			break
+		}
+	}
+	switch e.Type {
+	case TypeFile:
+		c.queue = append(c.queue, p)
+	case TypeSymlink:
+		c.keep(p, ReasonLinkTarget+":"+p, false)
+	}
+}
+
+// analyze adds what a kept file needs: an ELF file's interpreter and libraries, a .pyc's source and the
+// metadata of the Python package it belongs to.
+func (c *closure) analyze(p string) {
+	if strings.HasSuffix(p, ".pyc") || strings.HasSuffix(p, ".py") || strings.Contains(p, "-packages/") {
+		c.python(p)
+	}
+	e, _ := c.ix.Lookup(p)
+	if e == nil || e.Size < 64 || c.elfDone[p] {
+		return
+	}
+	c.elfDone[p] = true
+	f, err := c.tree.Open(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := io.ReadFull(f, magic); err != nil || string(magic) != elf.ELFMAG {
+		return
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return
+	}
+	defer ef.Close()
+	for _, prog := range ef.Progs {
+		if prog.Type == elf.PT_INTERP {
+			b, err := io.ReadAll(io.LimitReader(prog.Open(), 4096))
+			if err == nil {
+				c.keep(strings.TrimRight(string(b), "\x00"), ReasonELFInterp+":"+p, false)
+			}
+		}
+	}
+	needed, _ := ef.DynString(elf.DT_NEEDED)
+	if len(needed) == 0 {
+		return
+	}
+	rpath, _ := ef.DynString(elf.DT_RPATH)
+	runpath, _ := ef.DynString(elf.DT_RUNPATH)
+	origin := path.Dir(p)
+	expand := func(list []string) []string {
+		var dirs []string
+		for _, l := range list {
+			for _, d := range strings.Split(l, ":") {
+				d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
+				d = strings.ReplaceAll(strings.ReplaceAll(d, "${LIB}", "lib"), "$LIB", "lib")
+				d = strings.ReplaceAll(strings.ReplaceAll(d, "${PLATFORM}", "x86_64"), "$PLATFORM", "x86_64")
+				if d != "" {
+					dirs = append(dirs, d)
+				}
+			}
+		}
+		return dirs
+	}
+	// ld.so's order: DT_RPATH (when there is no DT_RUNPATH), LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the
+	// default directories.
+	var dirs []string
+	if len(runpath) == 0 {
+		dirs = append(dirs, expand(rpath)...)
+	}
+	dirs = append(dirs, c.ldPath...)
+	dirs = append(dirs, expand(runpath)...)
+	for _, lib := range needed {
+		if strings.Contains(lib, "/") {
+			if !c.keep(lib, ReasonELFNeeded+":"+p, false) {
+				c.out.MissingLibs = append(c.out.MissingLibs, fmt.Sprintf("%s (needed by %s)", lib, p))
+			}
+			continue
+		}
+		if !c.findLib(lib, dirs, ef, p) {
+			c.out.MissingLibs = append(c.out.MissingLibs, fmt.Sprintf("%s (needed by %s)", lib, p))
+		}
+	}
+}
+
+// findLib keeps the first lib in dirs, the ld.so.cache, then the default directories, whose ELF class and
+// machine are the needing file's.
+func (c *closure) findLib(lib string, dirs []string, needer *elf.File, by string) bool {
+	var candidates []string
+	for _, d := range dirs {
+		candidates = append(candidates, path.Join(d, lib))
+	}
+	candidates = append(candidates, c.ldcache[lib]...)
+	for _, d := range defaultLibDirs {
+		candidates = append(candidates, path.Join(d, lib))
+	}
+	for _, cand := range candidates {
+		if c.matches(cand, needer) {
+			return c.keep(cand, ReasonELFNeeded+":"+by, false)
+		}
+	}
+	return false
+}
+
+// matches reports whether the file at p (through symlinks) is an ELF file of needer's class and machine.
+func (c *closure) matches(p string, needer *elf.File) bool {
+	real, err := c.ix.Resolve(p, true)
+	if err != nil {
+		return false
+	}
+	if e, ok := c.ix.Lookup(real); !ok || e.Type != TypeFile {
+		return false
+	}
+	f, err := c.tree.Open(real)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return false
+	}
+	defer ef.Close()
+	return ef.Class == needer.Class && ef.Machine == needer.Machine
+}
+
+// python keeps the .py beside an observed .pyc, and the *.dist-info / *.egg-info of the package a kept
+// file belongs to.
+func (c *closure) python(p string) {
+	dir, name := path.Split(p)
+	if strings.HasSuffix(name, ".pyc") {
+		mod := strings.TrimSuffix(name, ".pyc")
+		src := path.Join(dir, mod+".py")
+		if path.Base(path.Clean(dir)) == "__pycache__" {
+			if i := strings.Index(mod, "."); i >= 0 {
+				mod = mod[:i]
+			}
+			src = path.Join(path.Dir(path.Clean(dir)), mod+".py")
+		}
+		c.keep(src, ReasonPySource+":"+p, false)
+	}
+	i := strings.Index(p, "-packages/")
+	if i < 0 {
+		return
+	}
+	pkgDir := p[:i+len("-packages")]
+	top, _, _ := strings.Cut(p[i+len("-packages/"):], "/")
+	if strings.HasSuffix(top, ".dist-info") || strings.HasSuffix(top, ".egg-info") || top == "__pycache__" {
+		return
+	}
+	top = strings.TrimSuffix(top, ".py")
+	if j := strings.Index(top, "."); j >= 0 && strings.HasSuffix(top, ".so") {
+		top = top[:j]
+	}
+	key := pkgDir + "/" + top
+	if c.pyDone[key] {
+		return
+	}
+	c.pyDone[key] = true
+	norm := func(s string) string { return strings.ToLower(strings.NewReplacer("-", "_", ".", "_").Replace(s)) }
+	for _, child := range c.ix.Children(pkgDir) {
+		if !strings.HasSuffix(child, ".dist-info") && !strings.HasSuffix(child, ".egg-info") {
+			continue
+		}
+		dist, _, _ := strings.Cut(child, "-")
+		match := norm(dist) == norm(top)
+		if !match {
+			match = c.topLevel(path.Join(pkgDir, child, "top_level.txt"), top)
+		}
+		if match {
+			c.keep(path.Join(pkgDir, child), ReasonPyMetadata+":"+top, true)
+		}
+	}
+}
+
+// topLevel reports whether a dist-info's top_level.txt names the module top.
+func (c *closure) topLevel(p, top string) bool {
+	f, err := c.tree.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == top {
+			return true
+		}
+	}
+	return false
+}
