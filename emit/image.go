@@ -1,0 +1,244 @@
+package emit
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/slimoci/slimoci/rootfs"
+)
+
+// GzipLevel is the gzip level of slim layers: klauspost's level 3 compresses several times faster than
+// level 6 for a few percent more bytes. Changing it changes every slim image's digest.
+const GzipLevel = 3
+
+// ImageOptions say how the slim image is written.
+type ImageOptions struct {
+	// Compression is "gzip" (default) or "zstd".
+	Compression string
+	// Epoch, when set (SOURCE_DATE_EPOCH), clamps every mtime and dates the history entry; otherwise the
+	// entry is dated as the source image's config. Either way the same input gives the same digest.
+	Epoch *time.Time
+	// Source and SourceDigest name the fat image (history entry and manifest annotations).
+	Source, SourceDigest string
+	// Dir is where the layer is written (a work directory; the file stays until the image is written).
+	Dir string
+}
+
+// LayerStats describe the slim layer.
+type LayerStats struct {
+	Entries      int   `json:"entries"`
+	Bytes        int64 `json:"bytes"`
+	Compressed   int64 `json:"compressedBytes"`
+	Hardlinks    int   `json:"hardlinks"`
+	Uncompressed int64 `json:"uncompressedBytes"`
+}
+
+// SlimImage writes one layer holding keep's paths of tree, with the image's own owners, modes, xattrs and
+// times from the index (so also when the tree was unpacked rootless) and the contents from the tree, in path
+// order, PAX headers; and returns an OCI image with the source's config (its rootfs and history adjusted
+// to the one layer).
+func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.Image, *LayerStats, error) {
+	f, err := os.CreateTemp(o.Dir, "layer-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	l := &fileLayer{path: f.Name(), mediaType: types.OCILayer}
+	compressed := &hashWriter{w: f, h: sha256.New()}
+	var zw io.WriteCloser
+	switch o.Compression {
+	case "", "gzip":
+		zw, err = gzip.NewWriterLevel(compressed, GzipLevel)
+	case "zstd":
+		l.mediaType = types.OCILayerZStd
+		zw, err = zstd.NewWriter(compressed, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	default:
+		err = fmt.Errorf("compression %q: want gzip or zstd", o.Compression)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	raw := &hashWriter{w: zw, h: sha256.New()}
+	stats, err := writeLayer(raw, tree, keep, o.Epoch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, nil, err
+	}
+	stats.Uncompressed, stats.Compressed = raw.n, compressed.n
+	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(raw.h.Sum(nil))}
+	l.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressed.h.Sum(nil))}
+	l.size = compressed.n
+	layer, err := partial.CompressedToLayer(l)
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := slimConfig(tree.Config, layer, l.diffID, stats, o)
+	return img, stats, err
+}
+
+// slimConfig is the source's config with one layer: every original history entry marked empty (they made
+// layers that are gone) and one for the slimoci build.
+func slimConfig(src *v1.ConfigFile, layer v1.Layer, diffID v1.Hash, stats *LayerStats, o ImageOptions) (v1.Image, error) {
+	b, err := json.Marshal(src)
+	if err != nil {
+		return nil, err
+	}
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, err
+	}
+	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}
+	for i := range cfg.History {
+		cfg.History[i].EmptyLayer = true
+	}
+	created := cfg.Created
+	if o.Epoch != nil {
+		created = v1.Time{Time: *o.Epoch}
+	}
+	source := o.Source
+	if o.SourceDigest != "" {
+		source += "@" + o.SourceDigest
+	}
+	cfg.History = append(cfg.History, v1.History{
+		Created:   created,
+		CreatedBy: "slimoci build " + source,
+		Comment:   fmt.Sprintf("slimoci: %d entries kept, %d bytes", stats.Entries, stats.Bytes),
+	})
+	mt, err := layer.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer, MediaType: mt})
+	if err != nil {
+		return nil, err
+	}
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	if img, err = mutate.ConfigFile(img, &cfg); err != nil {
+		return nil, err
+	}
+	ann := map[string]string{"org.opencontainers.image.base.name": o.Source}
+	if o.SourceDigest != "" {
+		ann["org.opencontainers.image.base.digest"] = o.SourceDigest
+	}
+	return mutate.Annotations(img, ann).(v1.Image), nil
+}
+
+// writeLayer writes the tar stream of keep's entries.
+func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch *time.Time) (*LayerStats, error) {
+	tw := tar.NewWriter(w)
+	stats := &LayerStats{}
+	firstOfGroup := map[string]string{}
+	err := tree.Index.Walk(func(e *rootfs.Entry) error {
+		if e.Path == "/" || keep[e.Path] == nil {
+			return nil
+		}
+		name := strings.TrimPrefix(e.Path, "/")
+		mtime := e.ModTime
+		if epoch != nil && mtime.After(*epoch) {
+			mtime = *epoch
+		}
+		h := &tar.Header{
+			Name: name, Mode: e.Mode, Uid: e.UID, Gid: e.GID, ModTime: mtime.UTC().Truncate(time.Second),
+			Format: tar.FormatPAX,
+		}
+		for k, v := range e.Xattrs {
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
+			}
+			h.PAXRecords["SCHILY.xattr."+k] = v
+		}
+		switch e.Type {
+		case rootfs.TypeDir:
+			h.Typeflag, h.Name = tar.TypeDir, name+"/"
+		case rootfs.TypeSymlink:
+			h.Typeflag, h.Linkname = tar.TypeSymlink, e.Linkname
+		case rootfs.TypeFifo:
+			h.Typeflag = tar.TypeFifo
+		case rootfs.TypeChar, rootfs.TypeBlock:
+			h.Typeflag, h.Devmajor, h.Devminor = tar.TypeChar, e.Devmajor, e.Devminor
+			if e.Type == rootfs.TypeBlock {
+				h.Typeflag = tar.TypeBlock
+			}
+		case rootfs.TypeFile:
+			h.Typeflag, h.Size = tar.TypeReg, e.Size
+			if e.HardlinkGroup != "" {
+				if first, ok := firstOfGroup[e.HardlinkGroup]; ok {
+					h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
+					stats.Hardlinks++
+				} else {
+					firstOfGroup[e.HardlinkGroup] = name
+				}
+			}
+		default:
+			return fmt.Errorf("%s: unknown entry type %q", e.Path, e.Type)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("writing %s: %w", e.Path, err)
+		}
+		stats.Entries++
+		if h.Typeflag != tar.TypeReg || h.Size == 0 {
+			return nil
+		}
+		f, err := tree.Open(e.Path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		n, err := io.CopyN(tw, f, h.Size)
+		stats.Bytes += n
+		if err != nil {
+			return fmt.Errorf("reading %s from the tree: %w (it changed since the unpack?)", e.Path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stats, tw.Close()
+}
+
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (h *hashWriter) Write(p []byte) (int, error) {
+	n, err := h.w.Write(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}
+
+// fileLayer is a compressed layer written to a file, with its digests known.
+type fileLayer struct {
+	path           string
+	digest, diffID v1.Hash
+	size           int64
+	mediaType      types.MediaType
+}
+
+func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }

@@ -1,0 +1,160 @@
+package emit
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/slimoci/slimoci/rootfs"
+)
+
+type ent struct {
+	name, body, link string
+	typ              byte
+	mode             int64
+	uid, gid         int
+}
+
+// fatImage is a two-layer image with owners, a hardlink pair, a symlink, a setuid file and xattrs.
+func fatImage(t *testing.T) v1.Image {
+	t.Helper()
+	mtime := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	layer := func(es ...ent) v1.Layer {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, e := range es {
+			h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid, Linkname: e.link, ModTime: mtime, Size: int64(len(e.body)), Format: tar.FormatPAX}
+			if e.name == "app/bin/tool" {
+				h.PAXRecords = map[string]string{"SCHILY.xattr.user.test": "v"}
+			}
+			tw.WriteHeader(h)
+			tw.Write([]byte(e.body))
+		}
+		tw.Close()
+		b := buf.Bytes()
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	img, err := mutate.AppendLayers(empty.Image,
+		layer(ent{name: "app/", typ: tar.TypeDir, mode: 0o750, uid: 1000, gid: 1000},
+			ent{name: "app/bin/", typ: tar.TypeDir, mode: 0o755},
+			ent{name: "app/bin/tool", typ: tar.TypeReg, mode: 0o4755, uid: 1000, gid: 50, body: "#!/bin/sh\necho hi\n"},
+			ent{name: "app/bin/tool-hard", typ: tar.TypeLink, link: "app/bin/tool"},
+			ent{name: "app/bin/t", typ: tar.TypeSymlink, link: "tool", mode: 0o777},
+			ent{name: "app/data", typ: tar.TypeReg, mode: 0o600, body: "dropped"}),
+		layer(ent{name: "app/conf", typ: tar.TypeReg, mode: 0o644, uid: 7, gid: 8, body: "kept"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf.Config.Entrypoint = []string{"/app/bin/t"}
+	cf.Config.User = "1000"
+	cf.Config.ExposedPorts = map[string]struct{}{"8080/tcp": {}}
+	cf.History = []v1.History{{CreatedBy: "ADD a"}, {CreatedBy: "ADD b"}}
+	img, _ = mutate.ConfigFile(img, cf)
+	return img
+}
+
+func TestSlimImage(t *testing.T) {
+	tree, err := rootfs.Unpack(context.Background(), fatImage(t), filepath.Join(t.TempDir(), "fat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string][]string{}
+	for _, p := range []string{"/app", "/app/bin", "/app/bin/tool", "/app/bin/tool-hard", "/app/bin/t", "/app/conf"} {
+		keep[p] = []string{"test"}
+	}
+	build := func(compression string, epoch *time.Time) v1.Image {
+		img, stats, err := SlimImage(tree, keep, ImageOptions{Compression: compression, Epoch: epoch, Source: "fat:latest", SourceDigest: "sha256:" + string(bytes.Repeat([]byte("a"), 64)), Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats.Entries != 6 || stats.Hardlinks != 1 {
+			t.Errorf("stats %+v", stats)
+		}
+		return img
+	}
+	a, b := build("gzip", nil), build("gzip", nil)
+	da, _ := a.Digest()
+	db, _ := b.Digest()
+	if da != db {
+		t.Errorf("two builds of the same input differ: %s %s", da, db)
+	}
+	layers, _ := a.Layers()
+	if len(layers) != 1 {
+		t.Fatalf("%d layers", len(layers))
+	}
+	mt, _ := a.MediaType()
+	cf, _ := a.ConfigFile()
+	if mt != types.OCIManifestSchema1 || cf.Config.User != "1000" || !slices.Equal(cf.Config.Entrypoint, []string{"/app/bin/t"}) || len(cf.Config.ExposedPorts) != 1 {
+		t.Errorf("media type %s, config %+v", mt, cf.Config)
+	}
+	if len(cf.History) != 3 || !cf.History[0].EmptyLayer || cf.History[2].EmptyLayer || cf.History[2].CreatedBy != "slimoci build fat:latest@sha256:"+string(bytes.Repeat([]byte("a"), 64)) {
+		t.Errorf("history %+v", cf.History)
+	}
+	m, _ := a.Manifest()
+	if m.Annotations["org.opencontainers.image.base.name"] != "fat:latest" {
+		t.Errorf("annotations %v", m.Annotations)
+	}
+
+	// Unpacked again, the slim tree holds exactly what was kept, with the image's owners, modes, xattrs,
+	// times and the hardlink.
+	slim, err := rootfs.Unpack(context.Background(), a, filepath.Join(t.TempDir(), "slim"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slim.Index.Len() != len(keep)+1 {
+		t.Errorf("slim tree has %d entries, want %d", slim.Index.Len(), len(keep)+1)
+	}
+	for p := range keep {
+		want, _ := tree.Index.Lookup(p)
+		got, ok := slim.Index.Lookup(p)
+		if !ok || got.Type != want.Type || got.Mode != want.Mode || got.UID != want.UID || got.GID != want.GID || got.Size != want.Size ||
+			!got.ModTime.Equal(want.ModTime) || got.Linkname != want.Linkname || len(got.Xattrs) != len(want.Xattrs) {
+			t.Errorf("%s: got %+v, want %+v", p, got, want)
+		}
+	}
+	if e, _ := slim.Index.Lookup("/app/bin/tool-hard"); e == nil || e.HardlinkGroup == "" {
+		t.Errorf("the hardlink is not a hardlink: %+v", e)
+	}
+	if _, ok := slim.Index.Lookup("/app/data"); ok {
+		t.Errorf("a dropped file is in the slim image")
+	}
+
+	// SOURCE_DATE_EPOCH clamps mtimes and changes the digest; zstd makes a zstd layer.
+	epoch := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := build("gzip", &epoch)
+	dc, _ := c.Digest()
+	slimC, err := rootfs.Unpack(context.Background(), c, filepath.Join(t.TempDir(), "slimc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := slimC.Index.Lookup("/app/conf"); dc == da || e == nil || !e.ModTime.Equal(epoch) {
+		t.Errorf("epoch: digest %s, conf %+v", dc, e)
+	}
+	z := build("zstd", nil)
+	zl, _ := z.Layers()
+	if zmt, _ := zl[0].MediaType(); zmt != types.OCILayerZStd {
+		t.Errorf("zstd layer media type %s", zmt)
+	}
+	if _, err := rootfs.Unpack(context.Background(), z, filepath.Join(t.TempDir(), "slimz"), nil); err != nil {
+		t.Errorf("the zstd image does not unpack: %v", err)
+	}
+	if _, _, err := SlimImage(tree, keep, ImageOptions{Compression: "lz4", Dir: t.TempDir()}); err == nil {
+		t.Errorf("lz4 accepted")
+	}
+}
