@@ -25,6 +25,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/slimoci/slimoci/rootfs"
 	"github.com/slimoci/slimoci/sensor"
 
 	// libcontainer's init: nsenter's constructor, and device rules on cgroup v1.
@@ -498,7 +499,7 @@ func (s *Sandbox) Close() error {
 		s.sensorDir = nil
 	}
 	if s.state != "" {
-		if err := removeAll(s.state); err != nil {
+		if err := rootfs.RemoveTree(s.state); err != nil {
 			errs = append(errs, err)
 		}
 		s.state = ""

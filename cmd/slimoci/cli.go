@@ -25,6 +25,7 @@ type CLI struct {
 	Info    InfoCmd    `cmd:"" help:"Describe an image: digests, platform, sizes, layers, config and the Dockerfile its history implies."`
 	Copy    CopyCmd    `cmd:"" help:"Copy an image between a registry, OCI layouts, docker-archives and OCI archives."`
 	Unpack  UnpackCmd  `cmd:"" help:"Unpack an image's root filesystem into a directory, safely, with a file index."`
+	Build   BuildCmd   `cmd:"" help:"Make a slim image: observe the app, keep what it needs, write one layer, verify it, push or write it."`
 	Profile ProfileCmd `cmd:"" help:"Run the image's app in a sandbox under slimoci's sensor, probe it, and record what it used."`
 	Version VersionCmd `cmd:"" help:"Print slimoci's version and the versions of Go and its libraries."`
 }

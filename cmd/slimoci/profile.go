@@ -51,7 +51,7 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer rootfs.RemoveTree(work)
 	tree, err := rootfs.Unpack(ctx, src.Image, filepath.Join(work, "rootfs"), &rootfs.Options{Logger: g.logger})
 	if err != nil {
 		return fmt.Errorf("unpacking %s: %w", ref, err)

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/slimoci/slimoci/emit"
+	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci/oci"
+	"github.com/slimoci/slimoci/reverse"
+	"github.com/slimoci/slimoci/rootfs"
+	"github.com/slimoci/slimoci/runner"
+)
+
+// BuildCmd is the main job: observe the app, keep what it needs, write a one-layer image, verify it, deliver.
+type BuildCmd struct {
+	Image               string   `arg:"" help:"Image to slim." name:"IMAGE"`
+	Tag                 string   `help:"Registry reference of the slim image for --push (default: the source repository with .slim appended to its name, same tag)." placeholder:"REF"`
+	Push                bool     `help:"Push the slim image to --tag."`
+	Output              []string `help:"Also write the slim image here: oci:DIR[:tag], docker-archive:FILE[:name:tag], oci-archive:FILE[:tag] or a registry reference (repeatable). Without --push or --output it goes to the OCI layout STATE/image." placeholder:"DEST" sep:"none"`
+	StatePath           string   `help:"Directory for the artifacts: report.json, Dockerfile.fat, seccomp.json, apparmor.profile, kept.json, dropped.json." default:"slimoci-state" type:"path"`
+	IncludePath         []string `help:"Keep this path (a file, a whole directory, or a glob) whatever the app did (repeatable; wins with --exclude-path over everything else)." sep:"none" placeholder:"PATH"`
+	ExcludePath         []string `help:"Drop paths matching this glob, and what is under them, whatever else says (repeatable)." sep:"none" placeholder:"GLOB"`
+	IncludeShell        bool     `help:"Keep the image's /bin/sh and what it needs."`
+	IncludeCerts        bool     `help:"Keep CA certificate bundles and directories." default:"true" negatable:""`
+	Compression         string   `help:"Layer compression: gzip (klauspost, level 3) or zstd." enum:"gzip,zstd" default:"gzip"`
+	Verify              bool     `help:"Run the slim image under the same probes; repair it from what its run missed, or fail (nothing is pushed)." default:"true" negatable:""`
+	VerifyRounds        int      `help:"How many slim images verify may build before it gives up." default:"3"`
+	RemoveFileArtifacts bool     `help:"Remove the artifacts (the state path's files) at the end."`
+	ObserveFlags
+}
+
+// BuildReport is build's report.json: the fat run, the verify run, and what the build did.
+type BuildReport struct {
+	Image       string              `json:"image"`
+	Digest      string              `json:"digest,omitempty"`
+	Slim        string              `json:"slimDigest"`
+	Outputs     []string            `json:"outputs"`
+	Args        []string            `json:"args"`
+	User        runner.User         `json:"user"`
+	FatSize     int64               `json:"fatBytes"`
+	SlimSize    int64               `json:"slimBytes"`
+	Layer       *emit.LayerStats    `json:"layer"`
+	Rounds      int                 `json:"rounds"`
+	Added       []string            `json:"addedByVerify,omitempty"`
+	MissingLibs []string            `json:"missingLibraries,omitempty"`
+	Timings     map[string]float64  `json:"timingsSeconds"`
+	Fat         *runner.Observation `json:"fat"`
+	Verify      *runner.Observation `json:"verify,omitempty"`
+}
+
+func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
+	o, err := c.parse(g)
+	if err != nil {
+		return err
+	}
+	if c.VerifyRounds < 1 {
+		return fmt.Errorf("--verify-rounds %d: want at least 1", c.VerifyRounds)
+	}
+	srcRef, err := oci.ParseReference(c.Image)
+	if err != nil {
+		return err
+	}
+	var dests []oci.Reference
+	if c.Push {
+		tag := c.Tag
+		if tag == "" {
+			if tag, err = slimTag(srcRef); err != nil {
+				return err
+			}
+		}
+		ref, err := oci.ParseDestination(tag)
+		if err != nil || ref.Transport != oci.Registry {
+			return fmt.Errorf("--tag %q: want a registry reference to push to", tag)
+		}
+		dests = append(dests, ref)
+	} else if c.Tag != "" {
+		return fmt.Errorf("--tag %q without --push: give --output to write the image elsewhere", c.Tag)
+	}
+	for _, out := range c.Output {
+		ref, err := parseDestination(out)
+		if err != nil {
+			return err
+		}
+		dests = append(dests, ref)
+	}
+	if len(dests) == 0 {
+		dests = append(dests, oci.Reference{Transport: oci.Layout, Path: filepath.Join(c.StatePath, "image"), Tag: srcTag(srcRef)})
+	}
+	for _, pattern := range append(append([]string(nil), c.IncludePath...), c.ExcludePath...) {
+		if !strings.HasPrefix(pattern, "/") {
+			return fmt.Errorf("path %q: include and exclude paths are absolute", pattern)
+		}
+		if _, err := filepath.Match(pattern, ""); err != nil {
+			return fmt.Errorf("path %q: %w", pattern, err)
+		}
+	}
+	timings := map[string]float64{}
+	t0 := time.Now()
+	src, err := g.open(ctx, c.Image)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	ref := src.Ref
+	if err := os.MkdirAll(c.StatePath, 0o755); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(c.StatePath, ".work-")
+	if err != nil {
+		return err
+	}
+	defer rootfs.RemoveTree(work)
+	timings["pull"] = time.Since(t0).Seconds()
+	t0 = time.Now()
+	tree, err := rootfs.Unpack(ctx, src.Image, filepath.Join(work, "rootfs"), &rootfs.Options{Logger: g.logger, Jobs: 2})
+	if err != nil {
+		return fmt.Errorf("unpacking %s: %w", ref, err)
+	}
+	timings["unpack"] = time.Since(t0).Seconds()
+	if err := c.forImage(o, tree); err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	runs := 0
+	res, err := emit.Build(ctx, emit.BuildOptions{
+		Tree: tree,
+		Observe: func(ctx context.Context, treeDir string) (*runner.Observation, error) {
+			runs++
+			return o.run(ctx, treeDir, filepath.Join(work, fmt.Sprintf("sandbox-%d", runs)), g)
+		},
+		Closure: rootfs.ClosureOptions{
+			Include: c.IncludePath, Exclude: c.ExcludePath, IncludeShell: c.IncludeShell, Certs: c.IncludeCerts,
+			Workdir: tree.Config.Config.WorkingDir, Env: o.spec.Env,
+		},
+		Image: emit.ImageOptions{
+			Compression: c.Compression, Epoch: epoch, Source: ref.String(), SourceDigest: digestOf(src), Dir: work,
+		},
+		Verify: c.Verify, Rounds: c.VerifyRounds, Logger: g.logger,
+	})
+	if res != nil && res.Fat != nil {
+		// The fat run's artifacts are worth having even when the build fails.
+		if werr := c.writeArtifacts(src, o, tree, res); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("building %s: %w", ref, err)
+	}
+	for k, v := range res.Timings {
+		timings[k] = v.Seconds()
+	}
+	t0 = time.Now()
+	opts, err := g.ociOptions()
+	if err != nil {
+		return err
+	}
+	var outs []string
+	for _, d := range dests {
+		if err := oci.Write(ctx, res.Image, d, opts); err != nil {
+			return fmt.Errorf("writing the slim image to %s: %w", d, err)
+		}
+		outs = append(outs, d.String())
+	}
+	timings["push"] = time.Since(t0).Seconds()
+
+	fatSize := imageSize(tree.Index)
+	slimDigest, _ := res.Image.Digest()
+	report := BuildReport{
+		Image: ref.String(), Digest: digestOf(src), Slim: slimDigest.String(), Outputs: outs, Args: o.spec.Args, User: o.user,
+		FatSize: fatSize, SlimSize: res.Stats.Bytes, Layer: res.Stats, Rounds: res.Rounds, Added: res.Added,
+		MissingLibs: res.Closure.MissingLibs, Timings: timings, Fat: res.Fat, Verify: res.Slim,
+	}
+	if err := writeJSON(filepath.Join(c.StatePath, "report.json"), report); err != nil {
+		return err
+	}
+	summary(g.stdout, ref.String(), res.Fat)
+	if res.Slim != nil {
+		fmt.Fprintf(g.stdout, "verified: the slim image answered every probe as the fat one (%d round(s))\n", res.Rounds)
+	}
+	if len(res.Added) > 0 {
+		fmt.Fprintf(g.stdout, "verify added back: %s\n", strings.Join(res.Added, ", "))
+	}
+	for _, m := range res.Closure.MissingLibs {
+		fmt.Fprintf(g.stdout, "warning: library %s is not in the image\n", m)
+	}
+	dropped := emit.DroppedPaths(tree.Index, res.Closure.Keep)
+	fmt.Fprintf(g.stdout, "kept %d of %d paths; largest dropped:", len(res.Closure.Keep), tree.Index.Len())
+	for _, d := range emit.TopDropped(dropped, 3, 5) {
+		fmt.Fprintf(g.stdout, " %s %s", d.Path, mb(d.Size))
+	}
+	fmt.Fprintln(g.stdout)
+	fmt.Fprintf(g.stdout, "%s: %s -> %s (%.1fx smaller), %s compressed; %s\n", slimDigest, mb(fatSize), mb(res.Stats.Bytes),
+		float64(fatSize)/float64(max(res.Stats.Bytes, 1)), mb(res.Stats.Compressed), stageLine(timings))
+	for _, out := range outs {
+		fmt.Fprintf(g.stdout, "wrote %s\n", out)
+	}
+	if c.RemoveFileArtifacts {
+		for _, f := range []string{"report.json", "Dockerfile.fat", "seccomp.json", "apparmor.profile", "kept.json", "dropped.json"} {
+			os.Remove(filepath.Join(c.StatePath, f))
+		}
+	} else {
+		fmt.Fprintf(g.stdout, "artifacts in %s\n", c.StatePath)
+	}
+	return nil
+}
+
+// writeArtifacts writes Dockerfile.fat, the profiles, and the kept and dropped lists.
+func (c *BuildCmd) writeArtifacts(src *oci.Source, o *observation, tree *rootfs.Tree, res *emit.BuildResult) error {
+	write := func(name string, b []byte) error { return atomicfile.WriteBytes(filepath.Join(c.StatePath, name), b) }
+	if err := write("Dockerfile.fat", []byte(reverse.Dockerfile(tree.Config.History))); err != nil {
+		return err
+	}
+	if err := writeSeccomp(filepath.Join(c.StatePath, "seccomp.json"), res.Fat); err != nil {
+		return err
+	}
+	if err := write("apparmor.profile", []byte(emit.AppArmorProfile("slimoci-"+filepath.Base(src.Ref.String()), res.Fat))); err != nil {
+		return err
+	}
+	if res.Closure == nil {
+		return writeJSON(filepath.Join(c.StatePath, "report.json"), BuildReport{Image: src.Ref.String(), Args: o.spec.Args, User: o.user, Fat: res.Fat})
+	}
+	if err := writeJSON(filepath.Join(c.StatePath, "kept.json"), res.Closure.Keep); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(c.StatePath, "dropped.json"), emit.DroppedPaths(tree.Index, res.Closure.Keep))
+}
+
+// slimTag is docker-slim's default name: the source repository with ".slim" appended, same tag.
+func slimTag(src oci.Reference) (string, error) {
+	if src.Transport != oci.Registry {
+		return "", fmt.Errorf("--push: the source %s is not in a registry, so there is no default --tag: give one", src)
+	}
+	r, err := name.ParseReference(src.Name)
+	if err != nil {
+		return "", err
+	}
+	tag := "latest"
+	if t, ok := r.(name.Tag); ok {
+		tag = t.TagStr()
+	}
+	return r.Context().Name() + ".slim:" + tag, nil
+}
+
+func srcTag(src oci.Reference) string {
+	if src.Transport == oci.Registry {
+		if r, err := name.ParseReference(src.Name); err == nil {
+			if t, ok := r.(name.Tag); ok {
+				return t.TagStr()
+			}
+		}
+	}
+	if src.Tag != "" {
+		return src.Tag
+	}
+	return "latest"
+}
+
+func digestOf(src *oci.Source) string {
+	if src.Digest.Hex != "" {
+		return src.Digest.String()
+	}
+	return ""
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (reproducible builds' convention).
+func sourceDateEpoch() (*time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH %q: want seconds since 1970", v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+// imageSize is the sum of the image's file sizes (what docker images shows, near enough).
+func imageSize(ix *rootfs.Index) int64 {
+	var n int64
+	seen := map[string]bool{}
+	ix.Walk(func(e *rootfs.Entry) error {
+		if e.HardlinkGroup != "" {
+			if seen[e.HardlinkGroup] {
+				return nil
+			}
+			seen[e.HardlinkGroup] = true
+		}
+		n += e.Size
+		return nil
+	})
+	return n
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+func stageLine(t map[string]float64) string {
+	var parts []string
+	total := 0.0
+	for _, s := range []string{"pull", "unpack", "observe", "closure", "emit", "verify", "push"} {
+		if v, ok := t[s]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1fs", s, v))
+			total += v
+		}
+	}
+	return fmt.Sprintf("%.1fs (%s)", total, strings.Join(parts, ", "))
+}

@@ -1,0 +1,71 @@
+package emit
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/slimoci/slimoci/runner"
+)
+
+// AppArmorProfile writes an AppArmor profile for the slim image's app: read (and map) access to the files
+// the app was seen using, execute (inheriting the profile) for the programs it ran, write for what it
+// wrote; network and the kernel filesystems a runtime provides; mounts and ptrace denied. Load it with
+// apparmor_parser -r FILE and run with --security-opt apparmor=NAME.
+func AppArmorProfile(name string, obs *runner.Observation) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# AppArmor profile made by slimoci from an observed run.\n#include <tunables/global>\n\n")
+	fmt.Fprintf(&b, "profile %s flags=(attach_disconnected,mediate_deleted) {\n", safeName(name))
+	b.WriteString("  #include <abstractions/base>\n\n  network,\n  signal (receive) peer=unconfined,\n  signal,\n\n")
+	b.WriteString("  deny mount,\n  deny umount,\n  deny ptrace (readby, tracedby),\n  deny /sys/[^f]*/** wklx,\n  deny /proc/sys/kernel/** wklx,\n\n")
+	b.WriteString("  /proc/** r,\n  /sys/** r,\n  /dev/** rw,\n  /etc/hosts r,\n  /etc/hostname r,\n  /etc/resolv.conf r,\n\n")
+	written := map[string]bool{}
+	for _, p := range obs.Written {
+		written[p] = true
+	}
+	var rules []string
+	for p, ops := range obs.Record.Files {
+		if strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/sys/") || strings.HasPrefix(p, "/dev/") || has(ops, "missing") && !written[p] {
+			continue
+		}
+		perm := "r"
+		switch {
+		case written[p]:
+			perm = "rw"
+		case has(ops, "exec") || has(ops, "interp"):
+			perm = "rmix"
+		case strings.Contains(p, ".so"):
+			perm = "rm"
+		}
+		rules = append(rules, fmt.Sprintf("  %s %s,", quote(p), perm))
+	}
+	for _, p := range obs.Written {
+		if _, ok := obs.Record.Files[p]; !ok {
+			rules = append(rules, fmt.Sprintf("  %s rw,", quote(p)))
+		}
+	}
+	sort.Strings(rules)
+	b.WriteString(strings.Join(rules, "\n"))
+	b.WriteString("\n}\n")
+	return b.String()
+}
+
+func has(v []string, s string) bool {
+	for _, x := range v {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func safeName(s string) string { return unsafeName.ReplaceAllString(s, "-") }
+
+// quote writes a path as an AppArmor file rule's path: quoted, with its glob characters escaped.
+func quote(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`, "{", `\{`, "}", `\}`, "^", `\^`)
+	return `"` + r.Replace(p) + `"`
+}

@@ -1,0 +1,255 @@
+package emit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slimoci/slimoci/rootfs"
+	"github.com/slimoci/slimoci/runner"
+)
+
+// BuildOptions drive Build.
+type BuildOptions struct {
+	// Tree is the fat image, unpacked.
+	Tree *rootfs.Tree
+	// Observe runs the app over an unpacked tree (the fat one, then each slim one) with the same probes.
+	Observe func(ctx context.Context, treeDir string) (*runner.Observation, error)
+	// Closure says what to keep besides what was observed (Observed and Extra are Build's).
+	Closure rootfs.ClosureOptions
+	Image   ImageOptions
+	// Verify runs the slim image with the same probes; Rounds bounds the repairs (default 3).
+	Verify bool
+	Rounds int
+	// Sabotage, when set, edits the first closure (tests use it to break a build that verify must repair).
+	Sabotage func(keep map[string][]string)
+	Logger   *slog.Logger
+}
+
+// BuildResult is what Build made and saw.
+type BuildResult struct {
+	Fat     *runner.Observation
+	Slim    *runner.Observation // the last verify run; nil without verify
+	Closure *rootfs.Closure
+	Image   v1.Image
+	Stats   *LayerStats
+	// Added are the paths verify found the slim image missing and added back.
+	Added []string
+	// Rounds is how many slim images were built.
+	Rounds int
+	// Timings by stage: observe, closure, emit, verify.
+	Timings map[string]time.Duration
+}
+
+// ErrVerify is a slim image that does not behave as the fat one, even after repairs.
+var ErrVerify = errors.New("the slim image does not work as the fat one")
+
+// Build observes the fat image's app, computes what to keep, writes the slim image and, with Verify, runs
+// it under the same probes: when it does not answer as the fat one did, what its run looked up and missed
+// (and the fat image has) is added back and the image rebuilt, up to Rounds times.
+func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
+	if o.Rounds <= 0 {
+		o.Rounds = 3
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	res := &BuildResult{Timings: map[string]time.Duration{}}
+	stage := func(name string, start time.Time) { res.Timings[name] += time.Since(start) }
+
+	start := time.Now()
+	fat, err := o.Observe(ctx, o.Tree.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("observing the app: %w", err)
+	}
+	stage("observe", start)
+	res.Fat = fat
+	if ok, total := fat.ProbesOK(); total > 0 && ok == 0 {
+		return res, errors.New("every probe failed: the app was not exercised, a slim image made from this run would be useless")
+	}
+	copts := o.Closure
+	copts.Observed = fat.Record.Files
+	copts.Extra = map[string]string{}
+	for round := 1; ; round++ {
+		start = time.Now()
+		c, err := o.Tree.ComputeClosure(copts)
+		if err != nil {
+			return nil, err
+		}
+		if round == 1 && o.Sabotage != nil {
+			o.Sabotage(c.Keep)
+		}
+		stage("closure", start)
+		res.Closure, res.Rounds = c, round
+
+		start = time.Now()
+		img, stats, err := SlimImage(o.Tree, c.Keep, o.Image)
+		if err != nil {
+			return nil, fmt.Errorf("writing the slim image: %w", err)
+		}
+		stage("emit", start)
+		res.Image, res.Stats = img, stats
+		if !o.Verify {
+			return res, nil
+		}
+
+		start = time.Now()
+		slim, reasons, err := verify(ctx, o, img, fat)
+		stage("verify", start)
+		if err != nil {
+			return nil, err
+		}
+		res.Slim = slim
+		if len(reasons) == 0 {
+			return res, nil
+		}
+		added := missedPaths(slim, o.Tree.Index, c.Keep)
+		if round >= o.Rounds || len(added) == 0 {
+			return res, fmt.Errorf("%w after %d rounds: %s", ErrVerify, round, strings.Join(reasons, "; "))
+		}
+		o.Logger.Info("verify: the slim image failed; adding back what its run missed", "round", round, "reasons", reasons, "added", added)
+		for _, p := range added {
+			copts.Extra[p] = rootfs.ReasonVerify
+			res.Added = append(res.Added, p)
+		}
+	}
+}
+
+// verify unpacks the slim image and observes it, returning why it does not behave as the fat one.
+func verify(ctx context.Context, o BuildOptions, img v1.Image, fat *runner.Observation) (*runner.Observation, []string, error) {
+	dir, err := os.MkdirTemp(o.Image.Dir, "verify-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rootfs.RemoveTree(dir)
+	tree, err := rootfs.Unpack(ctx, img, filepath.Join(dir, "rootfs"), &rootfs.Options{Logger: o.Logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("unpacking the slim image: %w", err)
+	}
+	slim, err := o.Observe(ctx, tree.Dir)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, err
+		}
+		return nil, []string{"it did not run: " + err.Error()}, nil
+	}
+	return slim, Compare(fat, slim), nil
+}
+
+// Compare lists how slim's run differs from fat's: each probe's status, each exec probe's exit code, and the
+// app's exit behaviour.
+func Compare(fat, slim *runner.Observation) []string {
+	var out []string
+	for i, p := range fat.Probes {
+		if i >= len(slim.Probes) {
+			out = append(out, fmt.Sprintf("probe %s :%d%s was not run", p.Method, p.Port, p.Path))
+			continue
+		}
+		if s := slim.Probes[i]; s.Status != p.Status {
+			got := fmt.Sprint(s.Status)
+			if s.Status == 0 {
+				got = s.Error
+			}
+			out = append(out, fmt.Sprintf("probe %s :%d%s: %s, the fat image gave %d", p.Method, p.Port, p.Path, got, p.Status))
+		}
+	}
+	for i, e := range fat.Execs {
+		if i >= len(slim.Execs) || slim.Execs[i].ExitCode != e.ExitCode {
+			got := "not run"
+			if i < len(slim.Execs) {
+				got = fmt.Sprintf("exit %d", slim.Execs[i].ExitCode)
+			}
+			out = append(out, fmt.Sprintf("exec %s: %s, the fat image gave exit %d", strings.Join(e.Args, " "), got, e.ExitCode))
+		}
+	}
+	switch {
+	case fat.AppExited && (!slim.AppExited || slim.ExitCode != fat.ExitCode):
+		out = append(out, fmt.Sprintf("the app exited with %d (fat) but %s (slim)", fat.ExitCode, exitText(slim)))
+	case !fat.AppExited && slim.AppExited:
+		out = append(out, fmt.Sprintf("the app exited with %d before it was asked to stop", slim.ExitCode))
+	}
+	return out
+}
+
+func exitText(o *runner.Observation) string {
+	if !o.AppExited {
+		return "kept running"
+	}
+	return fmt.Sprintf("exited with %d", o.ExitCode)
+}
+
+// missedPaths are the paths the slim run used (or looked for) that the slim image lacks and the fat image
+// has: the names themselves and what they lead to in the fat image.
+func missedPaths(slim *runner.Observation, fat *rootfs.Index, keep map[string][]string) []string {
+	if slim == nil || slim.Record == nil {
+		return nil
+	}
+	var out []string
+	for p := range slim.Record.Files {
+		real, err := fat.Resolve(p, true)
+		if err != nil {
+			continue
+		}
+		if _, ok := fat.Lookup(real); ok && keep[real] == nil {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Dropped is a path of the fat image the slim one does not have.
+type Dropped struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// DroppedPaths lists the fat image's entries not kept, with their sizes.
+func DroppedPaths(ix *rootfs.Index, keep map[string][]string) []Dropped {
+	var out []Dropped
+	ix.Walk(func(e *rootfs.Entry) error {
+		if keep[e.Path] == nil && e.Path != "/" {
+			out = append(out, Dropped{Path: e.Path, Size: e.Size})
+		}
+		return nil
+	})
+	return out
+}
+
+// TopDropped sums the dropped sizes by directory, depth levels down ("/usr/lib/jvm" at depth 3), and
+// returns the n largest.
+func TopDropped(dropped []Dropped, depth, n int) []Dropped {
+	sums := map[string]int64{}
+	for _, d := range dropped {
+		parts := strings.Split(strings.TrimPrefix(d.Path, "/"), "/")
+		if len(parts) > depth {
+			parts = parts[:depth]
+		} else if len(parts) > 1 {
+			parts = parts[:len(parts)-1]
+		}
+		sums["/"+path.Join(parts...)] += d.Size
+	}
+	out := make([]Dropped, 0, len(sums))
+	for p, s := range sums {
+		out = append(out, Dropped{Path: p, Size: s})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Size != out[j].Size {
+			return out[i].Size > out[j].Size
+		}
+		return out[i].Path < out[j].Path
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
