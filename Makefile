@@ -9,7 +9,7 @@ GO ?= go
 BIN := bin/slimoci
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps testbed test unit e2e fuzz lint demo bench-unpack bench-sensor clean
+.PHONY: all build deps testbed test unit e2e fuzz lint demo bench-unpack bench-sensor bench-build clean
 
 all: build
 
@@ -51,10 +51,7 @@ lint:
 # demo shows the main job on a sample image. For now: what `slimoci info` tells about the node sample, and
 # what its app uses when `slimoci profile` runs and probes it.
 demo: testbed build
-	$(BIN) info oci:$(SLIMOCI_TESTBED)/oci/node:latest --dockerfile /tmp/slimoci-demo.Dockerfile
-	@echo; echo "Dockerfile written to /tmp/slimoci-demo.Dockerfile"; echo
-	$(BIN) profile --state-path /tmp/slimoci-demo oci:$(SLIMOCI_TESTBED)/oci/node:latest
-	@echo "report and seccomp profile in /tmp/slimoci-demo"
+	testdata/demo.sh
 
 # bench-unpack: slimoci unpack against umoci unpack and tar -xf on the Java sample (medians and ratios).
 bench-unpack: testbed build
@@ -63,6 +60,10 @@ bench-unpack: testbed build
 # bench-sensor: start-to-first-HTTP-200 of each sample under slimoci's sensor against podman (medians, ratios).
 bench-sensor: testbed build
 	testdata/bench/sensor.sh
+
+# bench-build: slimoci build --push of each sample from a real registry: sizes, ratios, time by stage.
+bench-build: testbed build
+	testdata/bench/build.sh
 
 clean:
 	rm -rf bin

@@ -93,4 +93,3 @@ func TestE2EBuildVerifyRepairs(t *testing.T) {
 		t.Errorf("one round: %v", err)
 	}
 }
-

@@ -219,6 +219,13 @@ func TestBadInput(t *testing.T) {
 		{"bad mount", []string{"profile", "--sensor", notTar, "--mount", "relative:/x", good}, 1, []string{"relative:/x", "/host/path"}},
 		{"bad env", []string{"profile", "--sensor", notTar, "--env", "NOVALUE", good}, 1, []string{"NOVALUE", "NAME=VALUE"}},
 		{"bad network", []string{"profile", "--network", "bridge", good}, 2, []string{"--network", "bridge"}},
+		{"build: push from a layout without --tag", []string{"build", "--sensor", notTar, "--push", good}, 1, []string{good, "no default --tag"}},
+		{"build: tag without push", []string{"build", "--sensor", notTar, "--tag", "x/y:z", good}, 1, []string{"x/y:z", "without --push"}},
+		{"build: tag not a registry", []string{"build", "--sensor", notTar, "--push", "--tag", "oci:" + dir, good}, 1, []string{"--tag", "registry reference"}},
+		{"build: relative include", []string{"build", "--sensor", notTar, "--include-path", "etc/x", good}, 1, []string{"etc/x", "absolute"}},
+		{"build: bad glob", []string{"build", "--sensor", notTar, "--exclude-path", "/a[", good}, 1, []string{"/a[", "syntax"}},
+		{"build: bad compression", []string{"build", "--compression", "lz4", good}, 2, []string{"--compression", "lz4"}},
+		{"build: bad output", []string{"build", "--sensor", notTar, "--output", filepath.Join(dir, "new.tar"), good}, 1, []string{"new.tar", "name the format"}},
 		{"missing argument", []string{"info"}, 2, []string{"expected \"<IMAGE>\""}},
 		{"unknown flag", []string{"info", "--frobnicate", good}, 2, []string{"--frobnicate"}},
 	} {
