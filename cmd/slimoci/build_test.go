@@ -184,7 +184,10 @@ func TestE2EBuildCommand(t *testing.T) {
 	sensorBin := buildSensor(t)
 	ctx := context.Background()
 	data := t.TempDir()
+	// The script also writes a "secret" and appends to /etc/passwd (it runs as root): neither may reach the
+	// slim image, whose files are the image's own.
 	os.WriteFile(filepath.Join(data, "script.py"), []byte("import csv, io, json, sys\n"+
+		"open('/etc/rendered.conf', 'w').write('secret')\nopen('/etc/passwd', 'a').write('intruder:x:0:0::/:/bin/sh\\n')\n"+
 		"rows = list(csv.reader(io.StringIO(open('/data/in.csv').read())))\n"+
 		"print(json.dumps({'rows': rows, 'n': len(rows)}, sort_keys=True))\n"), 0o644)
 	os.WriteFile(filepath.Join(data, "in.csv"), []byte("a,b\n1,2\n"), 0o644)
@@ -214,6 +217,11 @@ func TestE2EBuildCommand(t *testing.T) {
 	r := buildReport(t, filepath.Join(dir, "state"))
 	if _, ok := r.Fat.Record.Files["/data/script.py"]; ok {
 		t.Errorf("the mounted script counts as an image file")
+	}
+	passwd, err := testbed.Run(ctx, "podman", "run", "--rm", "--entrypoint", "python3", "localhost/slimoci-e2e/python-cli:latest",
+		"-c", "import os; print(open('/etc/passwd').read()); print(os.path.exists('/etc/rendered.conf'))")
+	if err != nil || strings.Contains(string(passwd), "intruder") || !strings.Contains(string(passwd), "root:x:0:0") || !strings.HasSuffix(strings.TrimSpace(string(passwd)), "False") {
+		t.Errorf("what the app wrote reached the slim image: %s %v", passwd, err)
 	}
 }
 
