@@ -104,26 +104,13 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	timings := map[string]float64{}
 	t0 := time.Now()
-	src, err := g.open(ctx, c.Image)
+	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	ref := src.Ref
-	if err := os.MkdirAll(c.StatePath, 0o755); err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp(c.StatePath, ".work-")
-	if err != nil {
-		return err
-	}
-	defer rootfs.RemoveTree(work)
-	timings["pull"] = time.Since(t0).Seconds()
-	t0 = time.Now()
-	tree, err := rootfs.Unpack(ctx, src.Image, filepath.Join(work, "rootfs"), &rootfs.Options{Logger: g.logger, Jobs: 2})
-	if err != nil {
-		return fmt.Errorf("unpacking %s: %w", ref, err)
-	}
+	defer u.close()
+	src, work, tree, ref := u.src, u.work, u.tree, u.src.Ref
+	// Pulling is lazy: the layers stream into the unpack, which this counts.
 	timings["unpack"] = time.Since(t0).Seconds()
 	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)

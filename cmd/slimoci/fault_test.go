@@ -93,24 +93,7 @@ func TestE2EProfileFaults(t *testing.T) {
 		cmd.Env = append(os.Environ(), "SLIMOCI_TEST_AS_CLI=1")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// Wait until the app is up: its sensor process shows.
-		deadline := time.Now().Add(30 * time.Second)
-		for len(testbed.Leftovers("", "")) == 0 {
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("the sandbox did not start: %s", errb.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		time.Sleep(time.Second)
-		cmd.Process.Signal(syscall.SIGINT)
-		err := cmd.Wait()
-		if cmd.ProcessState.ExitCode() != 130 || strings.TrimSpace(errb.String()) != "slimoci: interrupted" {
-			t.Errorf("after Ctrl-C: %v, stderr %q", err, errb.String())
-		}
+		interruptWhenRunning(t, cmd, &errb)
 		noLeftovers(t, state)
 	})
 }
@@ -129,5 +112,28 @@ func noLeftovers(t *testing.T, state string) {
 	}
 	if l := testbed.Leftovers(filepath.Join(state, ".work"), ""); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
+	}
+}
+
+// interruptWhenRunning starts cmd (slimoci as a process of its own), waits until its sandbox runs, sends it
+// SIGINT as Ctrl-C does, and checks that it says so and exits 130.
+func interruptWhenRunning(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(testbed.Leftovers("", "")) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the sandbox did not start: %s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	if cmd.ProcessState.ExitCode() != 130 || !strings.HasSuffix(strings.TrimSpace(stderr.String()), "slimoci: interrupted") {
+		t.Errorf("after Ctrl-C: exit %d, stderr %q", cmd.ProcessState.ExitCode(), stderr.String())
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/rootfs"
 	"github.com/slimoci/slimoci/runner"
 )
@@ -273,4 +274,40 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return atomicfile.WriteBytes(path, b)
+}
+
+// unpacked is an image opened and unpacked into a work directory under the state path.
+type unpacked struct {
+	src  *oci.Source
+	work string
+	tree *rootfs.Tree
+}
+
+// close removes the work directory and closes the source.
+func (u *unpacked) close() {
+	rootfs.RemoveTree(u.work)
+	u.src.Close()
+}
+
+// openAndUnpack opens image and unpacks it into a new work directory under statePath. The caller closes the
+// result, whatever happens after.
+func (g *Globals) openAndUnpack(ctx context.Context, image, statePath string) (*unpacked, error) {
+	src, err := g.open(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	u := &unpacked{src: src}
+	if err := os.MkdirAll(statePath, 0o755); err != nil {
+		src.Close()
+		return nil, err
+	}
+	if u.work, err = os.MkdirTemp(statePath, ".work-"); err != nil {
+		src.Close()
+		return nil, err
+	}
+	if u.tree, err = rootfs.Unpack(ctx, src.Image, filepath.Join(u.work, "rootfs"), &rootfs.Options{Logger: g.logger}); err != nil {
+		u.close()
+		return nil, fmt.Errorf("unpacking %s: %w", src.Ref, err)
+	}
+	return u, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/internal/atomicfile"
-	"github.com/slimoci/slimoci/rootfs"
 	"github.com/slimoci/slimoci/runner"
 )
 
@@ -38,24 +36,12 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	src, err := g.open(ctx, c.Image)
+	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	ref := src.Ref
-	if err := os.MkdirAll(c.StatePath, 0o755); err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp(c.StatePath, ".work-")
-	if err != nil {
-		return err
-	}
-	defer rootfs.RemoveTree(work)
-	tree, err := rootfs.Unpack(ctx, src.Image, filepath.Join(work, "rootfs"), &rootfs.Options{Logger: g.logger})
-	if err != nil {
-		return fmt.Errorf("unpacking %s: %w", ref, err)
-	}
+	defer u.close()
+	src, work, tree, ref := u.src, u.work, u.tree, u.src.Ref
 	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}

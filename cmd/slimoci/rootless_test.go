@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/slimoci/slimoci/internal/testbed"
 )
@@ -105,23 +104,7 @@ func TestE2EProfileRootless(t *testing.T) {
 		cmd, home := rootlessCLI(t, sensorBin, "profile", "--state-path", "state", "--continue-after=600", image)
 		var errb bytes.Buffer
 		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for len(testbed.Leftovers("", "")) == 0 {
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("the sandbox did not start: %s", errb.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		time.Sleep(time.Second)
-		cmd.Process.Signal(syscall.SIGINT)
-		cmd.Wait()
-		if cmd.ProcessState.ExitCode() != 130 || !strings.HasSuffix(strings.TrimSpace(errb.String()), "slimoci: interrupted") {
-			t.Errorf("after Ctrl-C: exit %d, stderr %q", cmd.ProcessState.ExitCode(), errb.String())
-		}
+		interruptWhenRunning(t, cmd, &errb)
 		rootlessLeftovers(t, home)
 	})
 }
