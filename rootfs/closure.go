@@ -18,6 +18,7 @@ const (
 	ReasonParent      = "parent"       // a directory above a kept path
 	ReasonELFInterp   = "elf-interp"   // the ELF interpreter of a kept executable
 	ReasonELFNeeded   = "elf-needed"   // a DT_NEEDED library of a kept ELF file
+	ReasonDlopen      = "dlopen"       // what glibc loads itself: libgcc_s, NSS modules
 	ReasonIdentity    = "identity"     // users and groups: /etc/passwd, /etc/group, /etc/nsswitch.conf
 	ReasonCerts       = "certificates" // CA certificate bundles and directories
 	ReasonPySource    = "python-source"
@@ -127,11 +128,9 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 			c.keep(g, ReasonIncluded+":"+g, true)
 		}
 	}
-	for len(c.queue) > 0 {
-		p := c.queue[0]
-		c.queue = c.queue[1:]
-		c.analyze(p)
-	}
+	c.drain()
+	c.dlopened()
+	c.drain()
 	if len(o.Exclude) > 0 {
 		for p := range c.out.Keep {
 			if excluded(p, o.Exclude) {
@@ -283,6 +282,60 @@ func (c *closure) add(p, why string) {
 	}
 }
 
+func (c *closure) drain() {
+	for len(c.queue) > 0 {
+		p := c.queue[0]
+		c.queue = c.queue[1:]
+		c.analyze(p)
+	}
+}
+
+// dlopened keeps what glibc loads at run time without a DT_NEEDED, when the image's libc is kept:
+// libgcc_s.so.1 (for thread cancellation and unwinding; whether a short run needed it depends on timing) and
+// the NSS modules /etc/nsswitch.conf names.
+func (c *closure) dlopened() {
+	var libc string
+	for p := range c.out.Keep {
+		if path.Base(p) == "libc.so.6" {
+			libc = p
+			break
+		}
+	}
+	if libc == "" {
+		return
+	}
+	f, err := c.tree.Open(libc)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return
+	}
+	defer ef.Close()
+	libs := []string{"libgcc_s.so.1"}
+	if b, err := c.tree.ReadFile("/etc/nsswitch.conf"); err == nil {
+		seen := map[string]bool{}
+		for _, line := range strings.Split(string(b), "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			db, services, ok := strings.Cut(line, ":")
+			if !ok || (strings.TrimSpace(db) != "passwd" && strings.TrimSpace(db) != "group" && strings.TrimSpace(db) != "hosts") {
+				continue
+			}
+			for _, s := range strings.Fields(services) {
+				if !strings.HasPrefix(s, "[") && !seen[s] {
+					seen[s] = true
+					libs = append(libs, "libnss_"+s+".so.2")
+				}
+			}
+		}
+	}
+	for _, lib := range libs {
+		c.findLib(lib, nil, ef, ReasonDlopen+":"+libc)
+	}
+}
+
 // analyze adds what a kept file needs: an ELF file's interpreter and libraries, a .pyc's source and the
 // metadata of the Python package it belongs to.
 func (c *closure) analyze(p string) {
@@ -352,7 +405,7 @@ func (c *closure) analyze(p string) {
 			}
 			continue
 		}
-		if !c.findLib(lib, dirs, ef, p) {
+		if !c.findLib(lib, dirs, ef, ReasonELFNeeded+":"+p) {
 			c.out.MissingLibs = append(c.out.MissingLibs, fmt.Sprintf("%s (needed by %s)", lib, p))
 		}
 	}
@@ -360,7 +413,7 @@ func (c *closure) analyze(p string) {
 
 // findLib keeps the first lib in dirs, the ld.so.cache, then the default directories, whose ELF class and
 // machine are the needing file's.
-func (c *closure) findLib(lib string, dirs []string, needer *elf.File, by string) bool {
+func (c *closure) findLib(lib string, dirs []string, needer *elf.File, why string) bool {
 	var candidates []string
 	for _, d := range dirs {
 		candidates = append(candidates, path.Join(d, lib))
@@ -371,7 +424,7 @@ func (c *closure) findLib(lib string, dirs []string, needer *elf.File, by string
 	}
 	for _, cand := range candidates {
 		if c.matches(cand, needer) {
-			return c.keep(cand, ReasonELFNeeded+":"+by, false)
+			return c.keep(cand, why, false)
 		}
 	}
 	return false

@@ -114,6 +114,10 @@ func TestClosure(t *testing.T) {
 	libc, _ := filepath.EvalSymlinks("/lib/x86_64-linux-gnu/libc.so.6")
 	ldso, _ := filepath.EvalSymlinks("/lib64/ld-linux-x86-64.so.2")
 	cp(libc, "usr/lib/x86_64-linux-gnu/libc.so.6")
+	for _, lib := range []string{"libgcc_s.so.1", "libnss_files.so.2"} {
+		real, _ := filepath.EvalSymlinks("/lib/x86_64-linux-gnu/" + lib)
+		cp(real, "usr/lib/x86_64-linux-gnu/"+lib)
+	}
 	cp(ldso, "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
 	ln("usr/lib", "lib")
 	ln("../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2")
@@ -128,6 +132,7 @@ func TestClosure(t *testing.T) {
 	ln("/etc/alternatives/tool", "usr/bin/tool")
 	write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
 	write("etc/group", "root:x:0:\n")
+	write("etc/nsswitch.conf", "passwd: files [NOTFOUND=return] nosuch\nhosts: files dns\n")
 	write("etc/ld.so.conf", "/opt/cached\n/usr/lib/x86_64-linux-gnu\n")
 	write("usr/share/ca-certificates/mozilla/ca.crt", "CERT")
 	ln("/usr/share/ca-certificates/mozilla/ca.crt", "etc/ssl/certs/ca.pem")

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -145,6 +147,12 @@ func ProbeHTTP(ctx context.Context, s *Sandbox, c HTTPCommand) ProbeResult {
 			resp, err := client.Do(req)
 			if err != nil {
 				res.Error = err.Error()
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					// Nothing listens yet: HTTPS would be refused too, or, if the app starts listening
+					// right now, send a TLS hello to an HTTP server and exercise its error path, which a
+					// plain GET would not: the observation would depend on timing.
+					break
+				}
 				continue
 			}
 			h := sha256.New()

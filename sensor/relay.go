@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -91,7 +92,12 @@ func DialRelay(ctx context.Context, sock, addr string) (net.Conn, error) {
 	}
 	if line != "OK" {
 		c.Close()
-		return nil, fmt.Errorf("relay to %s: %s", addr, strings.TrimPrefix(line, "ERR "))
+		msg := strings.TrimPrefix(line, "ERR ")
+		if strings.Contains(msg, "connection refused") {
+			// Nothing listens there (yet): callers retry on this.
+			return nil, fmt.Errorf("relay to %s: %w", addr, syscall.ECONNREFUSED)
+		}
+		return nil, fmt.Errorf("relay to %s: %s", addr, msg)
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil

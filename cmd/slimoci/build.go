@@ -104,7 +104,7 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	timings := map[string]float64{}
 	t0 := time.Now()
-	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath)
+	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath, c.WorkDir)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func noLeftovers(t *testing.T, state string) {
 			t.Errorf("left behind in the state path: %s", e.Name())
 		}
 	}
-	if l := testbed.Leftovers(filepath.Join(state, ".work"), ""); len(l) > 0 {
+	if l := testbed.Leftovers(filepath.Join(state, ".slimoci-work"), ""); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
 	}
 }

@@ -40,6 +40,7 @@ type ObserveFlags struct {
 	Env              []string      `help:"Add or override an environment variable for the observation, NAME=VALUE (repeatable)." sep:"none"`
 	Mount            []string      `help:"Bind a host path into the sandbox, SRC:DST[:ro] as docker -v (repeatable); its files are not the image's." sep:"none"`
 	ShowClogs        bool          `help:"Stream the app's stdout and stderr to slimoci's stderr."`
+	WorkDir          string        `help:"Where the unpacked image and the sandboxes' files go while slimoci runs (removed at the end). Default: /dev/shm when it is a tmpfs with room, else the state path." type:"path" placeholder:"DIR"`
 }
 
 // observation is one prepared run: what to start and how to exercise it.
@@ -289,9 +290,9 @@ func (u *unpacked) close() {
 	u.src.Close()
 }
 
-// openAndUnpack opens image and unpacks it into a new work directory under statePath. The caller closes the
-// result, whatever happens after.
-func (g *Globals) openAndUnpack(ctx context.Context, image, statePath string) (*unpacked, error) {
+// openAndUnpack opens image and unpacks it into a new work directory under workDir ("" picks one: see
+// workParent). The caller closes the result, whatever happens after.
+func (g *Globals) openAndUnpack(ctx context.Context, image, statePath, workDir string) (*unpacked, error) {
 	src, err := g.open(ctx, image)
 	if err != nil {
 		return nil, err
@@ -301,7 +302,10 @@ func (g *Globals) openAndUnpack(ctx context.Context, image, statePath string) (*
 		src.Close()
 		return nil, err
 	}
-	if u.work, err = os.MkdirTemp(statePath, ".work-"); err != nil {
+	if workDir == "" {
+		workDir = workParent(src, statePath, g)
+	}
+	if u.work, err = os.MkdirTemp(workDir, ".slimoci-work-"); err != nil {
 		src.Close()
 		return nil, err
 	}
@@ -310,4 +314,31 @@ func (g *Globals) openAndUnpack(ctx context.Context, image, statePath string) (*
 		return nil, fmt.Errorf("unpacking %s: %w", src.Ref, err)
 	}
 	return u, nil
+}
+
+// shm is the tmpfs workParent prefers.
+const shm = "/dev/shm"
+
+// workParent picks where the unpacked trees and the sandboxes' files go: /dev/shm when it is a tmpfs with
+// room for them (the fat tree and a verify tree, each taken as 4x the compressed layers, plus 256 MiB), since
+// creating tens of thousands of files there is several times faster than on a disk (node's unpack: 2.1 s on
+// tmpfs, 10-12 s on this machine's ext4, as slow with tar); otherwise the state path.
+func workParent(src *oci.Source, statePath string, g *Globals) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(shm, &st); err != nil || st.Type != unix.TMPFS_MAGIC || unix.Access(shm, unix.W_OK) != nil {
+		return statePath
+	}
+	m, err := src.Image.Manifest()
+	if err != nil {
+		return statePath
+	}
+	var compressed int64
+	for _, l := range m.Layers {
+		compressed += l.Size
+	}
+	if need := 2*4*compressed + 256<<20; int64(st.Bavail)*st.Bsize < need {
+		g.logger.Debug("work directory on the state path: /dev/shm is too small", "need", need)
+		return statePath
+	}
+	return shm
 }

@@ -36,7 +36,7 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath)
+	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath, c.WorkDir)
 	if err != nil {
 		return err
 	}

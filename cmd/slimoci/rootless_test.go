@@ -124,7 +124,7 @@ func rootlessLeftoversExcept(t *testing.T, home, output string) {
 	filepath.WalkDir(home, func(p string, d os.DirEntry, err error) error {
 		rel, _ := filepath.Rel(home, p)
 		switch {
-		case rel == "." || rel == "state" || strings.HasPrefix(rel, "state/") && !strings.Contains(rel, ".work"):
+		case rel == "." || rel == "state" || strings.HasPrefix(rel, "state/") && !strings.Contains(rel, ".slimoci-work"):
 		case output != "" && (rel == output || strings.HasPrefix(rel, output+"/")):
 		default:
 			t.Errorf("left behind: %s", p)

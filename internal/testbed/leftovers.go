@@ -11,7 +11,7 @@ import (
 )
 
 // Leftovers lists what a finished sandbox must not leave behind: the directory state (when not ""), mounts
-// whose paths contain state, slimoci's cgroups (the sandbox id's; any sandbox's when id is ""), and sensor
+// whose paths contain state, slimoci's work directories in /dev/shm and mounts under them, its cgroups (the sandbox id's; any sandbox's when id is ""), and sensor
 // processes still running.
 func Leftovers(state, id string) []string {
 	var out []string
@@ -19,16 +19,21 @@ func Leftovers(state, id string) []string {
 		if _, err := os.Stat(state); err == nil {
 			out = append(out, "state directory "+state)
 		}
-		// The calling thread's mount table: libcontainer may leave a thread (even the main one, which Go
-		// never ends) in a container's mount namespace, and /proc/self shows the main thread's.
-		runtime.LockOSThread()
-		mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
-		runtime.UnlockOSThread()
-		sc := bufio.NewScanner(bytes.NewReader(mi))
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), state) {
-				out = append(out, "mount "+sc.Text())
-			}
+	}
+	// slimoci's work directories (in /dev/shm when it has room), and mounts under them or under state. The
+	// calling thread's mount table: libcontainer may leave a thread (even the main one, which Go never ends)
+	// in a container's mount namespace, and /proc/self shows the main thread's.
+	work, _ := filepath.Glob("/dev/shm/.slimoci-work-*")
+	for _, w := range work {
+		out = append(out, "work directory "+w)
+	}
+	runtime.LockOSThread()
+	mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
+	runtime.UnlockOSThread()
+	sc := bufio.NewScanner(bytes.NewReader(mi))
+	for sc.Scan() {
+		if (state != "" && strings.Contains(sc.Text(), state)) || strings.Contains(sc.Text(), ".slimoci-work-") {
+			out = append(out, "mount "+sc.Text())
 		}
 	}
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {

@@ -23,6 +23,7 @@ declare -A ds_time=([node]="17-27" [python]="17-27" [ruby]="17-27" [java]="17-27
 printf '%-7s %9s %9s %7s %8s | %-52s | %s\n' sample fat slim ratio total "pull / unpack / observe / closure / emit / verify / push (s)" "docker-slim: fat -> slim MB, s"
 for s in $samples; do
 	skopeo copy --quiet --dest-tls-verify=false "oci:$cache/oci/$s:latest" "docker://$registry/samples/$s:latest"
+	sync  # the previous build removed a large tree: flush that first (ext4 is slow to create files meanwhile)
 	t0=$(date +%s.%N)
 	"$slimoci" build --state-path "$state/$s" --push "$registry/samples/$s:latest" > "$state/$s.out"
 	t1=$(date +%s.%N)
