@@ -2,11 +2,11 @@ package runner
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
