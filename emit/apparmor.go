@@ -64,8 +64,9 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func safeName(s string) string { return unsafeName.ReplaceAllString(s, "-") }
 
-// quote writes a path as an AppArmor file rule's path: quoted, with its glob characters escaped.
+// quote writes a path as an AppArmor file rule's path: quoted, its glob characters escaped, and "{,/}" after
+// it so that the rule also matches it as a directory (the record does not say which it is).
 func quote(p string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`, "{", `\{`, "}", `\}`, "^", `\^`)
-	return `"` + r.Replace(p) + `"`
+	return `"` + r.Replace(p) + `{,/}"`
 }

@@ -17,7 +17,7 @@ cache=${SLIMOCI_TESTBED:-/var/cache/slimoci-testbed}
 samples=(node python ruby java)
 # fixtures are images for tests that are not apps.
 fixtures=(layers)
-packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz)
+packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor)
 
 # base_recipe changes whenever the way the base is made changes; with the apt sources, it keys the base's cache.
 base_recipe="mmdebstrap minbase bookworm, no apt sources kept, v1"

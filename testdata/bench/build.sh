@@ -27,7 +27,7 @@ for s in $samples; do
 	t0=$(date +%s.%N)
 	"$slimoci" build --state-path "$state/$s" --push "$registry/samples/$s:latest" > "$state/$s.out"
 	t1=$(date +%s.%N)
-	python3 - "$state/$s/report.json" "$s" "$(echo "$t1 - $t0" | bc)" "${ds_fat[$s]}" "${ds_slim[$s]}" "${ds_time[$s]}" <<'PY'
+	python3 - "$state/$s/report.json" "$s" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" "${ds_fat[$s]}" "${ds_slim[$s]}" "${ds_time[$s]}" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 t = r["timingsSeconds"]
