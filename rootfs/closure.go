@@ -347,6 +347,8 @@ func (c *closure) analyze(p string) {
 		return
 	}
 	c.elfDone[p] = true
+	// debug/elf has panicked on crafted files before; the image is untrusted: such a file is not ELF to us.
+	defer func() { recover() }()
 	f, err := c.tree.Open(p)
 	if err != nil {
 		return
@@ -431,7 +433,12 @@ func (c *closure) findLib(lib string, dirs []string, needer *elf.File, why strin
 }
 
 // matches reports whether the file at p (through symlinks) is an ELF file of needer's class and machine.
-func (c *closure) matches(p string, needer *elf.File) bool {
+func (c *closure) matches(p string, needer *elf.File) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
 	real, err := c.ix.Resolve(p, true)
 	if err != nil {
 		return false

@@ -120,6 +120,8 @@ func TestClosure(t *testing.T) {
 	}
 	cp(ldso, "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
 	ln("usr/lib", "lib")
+	ln("usr/bin", "bin")
+	ln("dash", "usr/bin/sh")
 	ln("../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2")
 	cp(filepath.Join(build, "app"), "opt/app/bin/app")
 	os.Link(filepath.Join(src, "opt/app/bin/app"), filepath.Join(src, "opt/app/bin/app-hard"))
@@ -128,6 +130,7 @@ func TestClosure(t *testing.T) {
 	cp(filepath.Join(build, "libcached.so.1"), "opt/cached/libcached.so.1")
 	cp(filepath.Join(build, "app2"), "opt/app/bin/app2")
 	cp(filepath.Join(build, "app3"), "opt/app/bin/app3")
+	cp(filepath.Join(build, "app2"), "usr/bin/dash")
 	ln("/opt/app/bin/app", "etc/alternatives/tool")
 	ln("/etc/alternatives/tool", "usr/bin/tool")
 	write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
@@ -158,7 +161,7 @@ func TestClosure(t *testing.T) {
 			"/usr/lib/python3/dist-packages/yaml/__pycache__/__init__.cpython-311.pyc": {"open"},
 			"/tmp/made-by-the-app": {"missing", "open"}, "/proc/self/maps": {"open"},
 		},
-		Certs: true, Include: []string{"/opt/data/*.txt"}, Exclude: []string{"/opt/app/lib/libdep.so"}, Workdir: "/opt/app",
+		Certs: true, IncludeShell: true, Include: []string{"/opt/data/*.txt"}, Exclude: []string{"/opt/app/lib/libdep.so"}, Workdir: "/opt/app",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -219,4 +222,20 @@ func inode(fi fs.FileInfo) uint64 {
 		return st.Ino
 	}
 	return 0
+}
+
+// The closure reads ELF files and the ld.so.cache of an untrusted image: no input may crash it.
+func FuzzParseLDCache(f *testing.F) {
+	f.Add([]byte("glibc-ld.so.cache1.1" + strings.Repeat("\x00", 28)))
+	f.Add([]byte("ld.so-1.7.0\x00\x01\x00\x00\x00" + strings.Repeat("\x00", 12) + "glibc-ld.so.cache1.1\x01\x00\x00\x00" + strings.Repeat("\xff", 48)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseLDCache(b)
+		if err == nil {
+			for k, v := range m {
+				if k == "" || len(v) == 0 {
+					t.Fatalf("empty entry %q %v", k, v)
+				}
+			}
+		}
+	})
 }

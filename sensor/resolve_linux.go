@@ -154,7 +154,13 @@ func (r *resolver) interpreters(p string, depth int) {
 
 // Interpreter returns the program the kernel runs to execute the file at p: its ELF PT_INTERP, or the
 // interpreter named on its #! line; "" when it has none or cannot be read.
-func Interpreter(p string) string {
+func Interpreter(p string) (interp string) {
+	// debug/elf has panicked on crafted files before, and what the app runs is untrusted.
+	defer func() {
+		if recover() != nil {
+			interp = ""
+		}
+	}()
 	f, err := os.Open(p)
 	if err != nil {
 		return ""
