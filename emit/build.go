@@ -230,6 +230,9 @@ func DroppedPaths(ix *rootfs.Index, keep map[string][]string) []Dropped {
 func TopDropped(dropped []Dropped, depth, n int) []Dropped {
 	sums := map[string]int64{}
 	for _, d := range dropped {
+		if d.Size == 0 {
+			continue
+		}
 		parts := strings.Split(strings.TrimPrefix(d.Path, "/"), "/")
 		if len(parts) > depth {
 			parts = parts[:depth]

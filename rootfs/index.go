@@ -111,6 +111,9 @@ func (ix *Index) Children(p string) []string {
 	return names
 }
 
+// Add adds or replaces e (for an index built by hand; Unpack builds its own).
+func (ix *Index) Add(e *Entry) { ix.put(e) }
+
 // put adds or replaces e; a replaced entry of another kind is recorded as removed by layer.
 func (ix *Index) put(e *Entry) {
 	if old, ok := ix.entries[e.Path]; ok {
