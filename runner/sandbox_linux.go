@@ -330,6 +330,8 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the container config: %w", err)
 	}
+	// If slimoci dies (SIGKILL, a crash), so does the sandbox: nothing of it goes on running.
+	cfg.ParentDeathSignal = int(unix.SIGKILL)
 	if !s.rootless {
 		cfg.Rlimits = []configs.Rlimit{{Type: unix.RLIMIT_NOFILE, Hard: nofile(), Soft: nofile()}}
 	}

@@ -98,6 +98,48 @@ func TestE2EProfileFaults(t *testing.T) {
 	})
 }
 
+// slimoci killed outright (SIGKILL) while the app runs: its sandbox dies with it (no process goes on), and the
+// next run removes what it left (the work directory with its overlay mount, the cgroup) before its own work.
+func TestE2EProfileKilled(t *testing.T) {
+	needBed(t)
+	if os.Geteuid() != 0 {
+		t.Skip("this run uses the root sandbox")
+	}
+	sensorBin := buildSensor(t)
+	image := "oci:" + bed.Layout("python") + ":latest"
+	state := filepath.Join(t.TempDir(), "state")
+	cmd := exec.Command(os.Args[0], "profile", "--sensor", sensorBin, "--state-path", state, "--continue-after=600", image)
+	cmd.Env = append(os.Environ(), "SLIMOCI_TEST_AS_CLI=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(testbed.SensorProcesses()) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the sandbox did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for len(testbed.SensorProcesses()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sandbox outlived slimoci: %v", testbed.SensorProcesses())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(testbed.Leftovers("", "")) == 0 {
+		t.Fatal("a killed slimoci left nothing: the test does not test the clean-up")
+	}
+	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, image)
+	if code != 0 || !strings.Contains(errs, "removed the work directory of a slimoci that was killed") {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	noLeftovers(t, state)
+}
+
 // noLeftovers checks that nothing of a finished profile remains but its artifacts.
 func noLeftovers(t *testing.T, state string) {
 	t.Helper()
@@ -123,7 +165,7 @@ func interruptWhenRunning(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for len(testbed.Leftovers("", "")) == 0 {
+	for len(testbed.SensorProcesses()) == 0 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatalf("the sandbox did not start: %s", stderr.String())

@@ -305,7 +305,14 @@ func (g *Globals) openAndUnpack(ctx context.Context, image, statePath, workDir s
 	if workDir == "" {
 		workDir = workParent(src, statePath, g)
 	}
-	if u.work, err = os.MkdirTemp(workDir, ".slimoci-work-"); err != nil {
+	removed, err := runner.CleanStale(workDir)
+	for _, p := range removed {
+		g.logger.Warn("removed the work directory of a slimoci that was killed", "path", p)
+	}
+	if err != nil {
+		g.logger.Warn("could not remove what a killed slimoci left", "err", err)
+	}
+	if u.work, err = os.MkdirTemp(workDir, runner.WorkPattern()); err != nil {
 		src.Close()
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func TestE2EProfileProbes(t *testing.T) {
 			}
 			defer cmd.Process.Kill()
 			deadline := time.Now().Add(30 * time.Second)
-			for len(testbed.Leftovers("", "")) == 0 && time.Now().Before(deadline) {
+			for len(testbed.SensorProcesses()) == 0 && time.Now().Before(deadline) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			// The probe is done within seconds; the observation must still be waiting for us.

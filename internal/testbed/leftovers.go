@@ -49,6 +49,12 @@ func Leftovers(state, id string) []string {
 		}
 		return nil
 	})
+	return append(out, SensorProcesses()...)
+}
+
+// SensorProcesses lists the slimoci sensors running on the machine (as "sensor process PID").
+func SensorProcesses() []string {
+	var out []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
