@@ -174,8 +174,9 @@ func TestE2EBuildOffline(t *testing.T) {
 	noLeftovers(t, filepath.Join(dir, "b"))
 }
 
-// A CLI image: the sample's interpreter run as a command on a script from a --mount, observed until it exits,
-// slimmed; the slim image prints what the fat one prints.
+// A CLI image: the sample's interpreter run as a command on a script from a --mount, observed until it exits
+// (and again as an exec probe into a sandbox that sleeps), slimmed; the slim images print what the fat one
+// prints.
 func TestE2EBuildCommand(t *testing.T) {
 	needBed(t)
 	if os.Geteuid() != 0 {
@@ -218,6 +219,22 @@ func TestE2EBuildCommand(t *testing.T) {
 	if _, ok := r.Fat.Record.Files["/data/script.py"]; ok {
 		t.Errorf("the mounted script counts as an image file")
 	}
+	// The same command as an exec probe, into a sandbox that only sleeps: what the probe used is kept.
+	archive2 := filepath.Join(dir, "slim-exec.tar")
+	out, errs, code = slimoci(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "state-exec"),
+		"--entrypoint=sleep", "--cmd=600", "--mount", data+":/data:ro", "--no-http-probe", `--exec=["python3", "/data/script.py"]`,
+		"--output", "docker-archive:"+archive2+":localhost/slimoci-e2e/python-exec:latest", "oci:"+bed.Layout("python")+":latest")
+	if code != 0 || !strings.Contains(out, "exec python3 /data/script.py: exit 0") || !strings.Contains(out, "verified") {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	if _, err := testbed.Run(ctx, "podman", "load", "-i", archive2); err != nil {
+		t.Fatal(err)
+	}
+	defer testbed.Run(ctx, "podman", "rmi", "-f", "localhost/slimoci-e2e/python-exec:latest")
+	if viaExec := run("localhost/slimoci-e2e/python-exec:latest"); viaExec != fat {
+		t.Errorf("fat printed %q, the image slimmed with an exec probe %q", fat, viaExec)
+	}
+
 	passwd, err := testbed.Run(ctx, "podman", "run", "--rm", "--entrypoint", "python3", "localhost/slimoci-e2e/python-cli:latest",
 		"-c", "import os; print(open('/etc/passwd').read()); print(os.path.exists('/etc/rendered.conf'))")
 	if err != nil || strings.Contains(string(passwd), "intruder") || !strings.Contains(string(passwd), "root:x:0:0") || !strings.HasSuffix(strings.TrimSpace(string(passwd)), "False") {
