@@ -73,8 +73,8 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	}
 	stage("observe", start)
 	res.Fat = fat
-	if ok, total := fat.ProbesOK(); total > 0 && ok == 0 {
-		return res, errors.New("every probe failed: the app was not exercised, a slim image made from this run would be useless")
+	if err := fat.ProbeError(); err != nil {
+		return res, err
 	}
 	copts := o.Closure
 	copts.Observed = fat.Record.Files

@@ -114,6 +114,19 @@ func (o *Observation) ProbesOK() (ok, total int) {
 	return ok, len(o.Probes) + len(o.Execs)
 }
 
+// ProbeError fails an observation whose probes all failed (none run is no failure): a slim image made from
+// it would be useless.
+func (o *Observation) ProbeError() error {
+	ok, total := o.ProbesOK()
+	switch {
+	case total == 0 || ok > 0:
+		return nil
+	case o.AppExited:
+		return fmt.Errorf("every probe failed: the app exited with code %d before answering (see report.json; --show-clogs shows its output)", o.ExitCode)
+	}
+	return errors.New("every probe failed: the app was not exercised, a slim image made from this run would be useless")
+}
+
 // Observe runs spec over tree in a sandbox with the sensor, exercises it with plan's probes, waits as plan
 // says, stops it, and returns what was seen. The sandbox is gone when it returns, whatever happened; when
 // ctx ends (Ctrl-C) the app is killed and ctx's error returned.

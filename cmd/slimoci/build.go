@@ -135,9 +135,13 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 		},
 		Verify: c.Verify, Rounds: c.VerifyRounds, Logger: g.logger,
 	})
+	var dropped []emit.Dropped
+	if res != nil && res.Closure != nil {
+		dropped = emit.DroppedPaths(tree.Index, res.Closure.Keep)
+	}
 	if res != nil && res.Fat != nil {
 		// The fat run's artifacts are worth having even when the build fails.
-		if werr := c.writeArtifacts(src, o, tree, res); werr != nil && err == nil {
+		if werr := c.writeArtifacts(src, o, tree, res, dropped); werr != nil && err == nil {
 			err = werr
 		}
 	}
@@ -181,7 +185,6 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	for _, m := range res.Closure.MissingLibs {
 		fmt.Fprintf(g.stdout, "warning: library %s is not in the image\n", m)
 	}
-	dropped := emit.DroppedPaths(tree.Index, res.Closure.Keep)
 	fmt.Fprintf(g.stdout, "kept %d of %d paths; largest dropped:", len(res.Closure.Keep), tree.Index.Len())
 	for _, d := range emit.TopDropped(dropped, 3, 5) {
 		fmt.Fprintf(g.stdout, " %s %s", d.Path, mb(d.Size))
@@ -203,7 +206,7 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 }
 
 // writeArtifacts writes Dockerfile.fat, the profiles, and the kept and dropped lists.
-func (c *BuildCmd) writeArtifacts(src *oci.Source, o *observation, tree *rootfs.Tree, res *emit.BuildResult) error {
+func (c *BuildCmd) writeArtifacts(src *oci.Source, o *observation, tree *rootfs.Tree, res *emit.BuildResult, dropped []emit.Dropped) error {
 	write := func(name string, b []byte) error { return atomicfile.WriteBytes(filepath.Join(c.StatePath, name), b) }
 	if err := write("Dockerfile.fat", []byte(reverse.Dockerfile(tree.Config.History))); err != nil {
 		return err
@@ -220,7 +223,7 @@ func (c *BuildCmd) writeArtifacts(src *oci.Source, o *observation, tree *rootfs.
 	if err := writeJSON(filepath.Join(c.StatePath, "kept.json"), res.Closure.Keep); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(c.StatePath, "dropped.json"), emit.DroppedPaths(tree.Index, res.Closure.Keep))
+	return writeJSON(filepath.Join(c.StatePath, "dropped.json"), dropped)
 }
 
 // slimTag is docker-slim's default name: the source repository with ".slim" appended, same tag.

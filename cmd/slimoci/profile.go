@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -64,19 +63,7 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	summary(g.stdout, ref.String(), obs)
 	fmt.Fprintf(g.stdout, "artifacts in %s\n", c.StatePath)
-	return probeError(obs)
-}
-
-// probeError fails an observation whose probes all failed: a slim image made from it would be useless.
-func probeError(obs *runner.Observation) error {
-	ok, total := obs.ProbesOK()
-	switch {
-	case total == 0 || ok > 0:
-		return nil
-	case obs.AppExited:
-		return fmt.Errorf("every probe failed: the app exited with code %d before answering (see report.json; --show-clogs shows its output)", obs.ExitCode)
-	}
-	return errors.New("every probe failed: the app was not exercised, a slim image made from this run would be useless")
+	return obs.ProbeError()
 }
 
 // writeSeccomp writes a seccomp profile allowing the syscalls seen.
