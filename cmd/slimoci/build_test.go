@@ -71,11 +71,7 @@ func podmanGet(t *testing.T, image string, flags ...string) string {
 // under the build's seccomp profile, and GET / gives the fat image's body; the image has one layer; skopeo
 // and umoci accept it; it is smaller than the fat one.
 func TestE2EBuildPush(t *testing.T) {
-	needBed(t)
-	if os.Geteuid() != 0 {
-		t.Skip("these builds use the root sandbox; the rootless one has its own test")
-	}
-	sensorBin := buildSensor(t)
+	sensorBin := rootSandbox(t, "these builds use the root sandbox; the rootless one has its own test")
 	ctx := context.Background()
 	for _, s := range testbed.Samples {
 		t.Run(s, func(t *testing.T) {
@@ -130,11 +126,7 @@ func TestE2EBuildPush(t *testing.T) {
 // Air-gapped: from an OCI layout to a docker-archive, no registry anywhere; podman loads and runs it. The
 // same build twice gives the same image.
 func TestE2EBuildOffline(t *testing.T) {
-	needBed(t)
-	if os.Geteuid() != 0 {
-		t.Skip("these builds use the root sandbox; the rootless one has its own test")
-	}
-	sensorBin := buildSensor(t)
+	sensorBin := rootSandbox(t, "these builds use the root sandbox; the rootless one has its own test")
 	ctx := context.Background()
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "slim.tar")
@@ -178,11 +170,7 @@ func TestE2EBuildOffline(t *testing.T) {
 // (and again as an exec probe into a sandbox that sleeps), slimmed; the slim images print what the fat one
 // prints.
 func TestE2EBuildCommand(t *testing.T) {
-	needBed(t)
-	if os.Geteuid() != 0 {
-		t.Skip("these builds use the root sandbox; the rootless one has its own test")
-	}
-	sensorBin := buildSensor(t)
+	sensorBin := rootSandbox(t, "these builds use the root sandbox; the rootless one has its own test")
 	ctx := context.Background()
 	data := t.TempDir()
 	// The script also writes a "secret" and appends to /etc/passwd (it runs as root): neither may reach the
@@ -245,11 +233,7 @@ func TestE2EBuildCommand(t *testing.T) {
 // The build run by an unprivileged user (rootless sandbox, rootless unpack): the slim image keeps the
 // image's owners from the index, verifies, and podman runs it.
 func TestE2EBuildRootless(t *testing.T) {
-	needBed(t)
-	if os.Geteuid() != 0 {
-		t.Skip("the test runs slimoci as user 65534 and needs root to switch to it")
-	}
-	sensorBin := buildSensor(t)
+	sensorBin := rootSandbox(t, "the test runs slimoci as user 65534 and needs root to switch to it")
 	ctx := context.Background()
 	cmd, home := rootlessCLI(t, sensorBin, "build", "--state-path", "state", "--output", "oci:slim:latest", "oci:"+bed.Layout("python")+":latest")
 	var out, errb bytes.Buffer

@@ -322,6 +322,17 @@ func largestFile(t *testing.T, dir string) string {
 	return best
 }
 
+// rootSandbox is the preamble of a test that runs sandboxes as root: the test bed, root (else it skips,
+// saying why), and the sensor, whose path it returns.
+func rootSandbox(t *testing.T, why string) string {
+	t.Helper()
+	needBed(t)
+	if os.Geteuid() != 0 {
+		t.Skip(why)
+	}
+	return buildSensor(t)
+}
+
 // buildSensor builds the static sensor as `make build` does.
 func buildSensor(t *testing.T) string {
 	t.Helper()

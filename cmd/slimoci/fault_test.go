@@ -17,11 +17,7 @@ import (
 // Faults while observing, through the CLI on the python sample: each gives a clear one-line message and its
 // exit code, and leaves nothing behind (no sandbox state, mount, cgroup or sensor process).
 func TestE2EProfileFaults(t *testing.T) {
-	needBed(t)
-	if os.Geteuid() != 0 {
-		t.Skip("these runs use the root sandbox; the rootless one has its own test")
-	}
-	sensorBin := buildSensor(t)
+	sensorBin := rootSandbox(t, "these runs use the root sandbox; the rootless one has its own test")
 	image := "oci:" + bed.Layout("python") + ":latest"
 	// A server that ignores SIGTERM, or dies of SIGSEGV on its first request.
 	server := func(handler string) []string {
@@ -101,11 +97,7 @@ func TestE2EProfileFaults(t *testing.T) {
 // slimoci killed outright (SIGKILL) while the app runs: its sandbox dies with it (no process goes on), and the
 // next run removes what it left (the work directory with its overlay mount, the cgroup) before its own work.
 func TestE2EProfileKilled(t *testing.T) {
-	needBed(t)
-	if os.Geteuid() != 0 {
-		t.Skip("this run uses the root sandbox")
-	}
-	sensorBin := buildSensor(t)
+	sensorBin := rootSandbox(t, "this run uses the root sandbox")
 	image := "oci:" + bed.Layout("python") + ":latest"
 	state := filepath.Join(t.TempDir(), "state")
 	cmd := exec.Command(os.Args[0], "profile", "--sensor", sensorBin, "--state-path", state, "--continue-after=600", image)

@@ -21,11 +21,7 @@ import (
 // Probes and --continue-after through the CLI on the python sample: docker-slim's probe file (a 404 and a
 // 405 count as answers), exec probes whose files enter the record, and the enter and signal modes.
 func TestE2EProfileProbes(t *testing.T) {
-	needBed(t)
-	if os.Geteuid() != 0 {
-		t.Skip("these runs use the root sandbox; the rootless one has its own test")
-	}
-	sensorBin := buildSensor(t)
+	sensorBin := rootSandbox(t, "these runs use the root sandbox; the rootless one has its own test")
 	image := "oci:" + bed.Layout("python") + ":latest"
 	probeFile := filepath.Join(t.TempDir(), "probes.json")
 	os.WriteFile(probeFile, []byte(`{"commands":[{"method":"GET","resource":"/missing"},
