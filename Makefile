@@ -4,6 +4,8 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 export SLIMOCI_TESTBED ?= /var/cache/slimoci-testbed
 export CONTAINERS_CONF ?= $(SLIMOCI_TESTBED)/containers.conf
+# libcontainer applies seccomp profiles through libseccomp only when built with this tag (as runc is).
+export GOFLAGS := -tags=seccomp
 
 GO ?= go
 BIN := bin/slimoci

@@ -58,7 +58,9 @@ type Plan struct {
 	// ContinueAfter is one of the After modes or a number of seconds; "" picks: probe when there are probes,
 	// app-exit otherwise.
 	ContinueAfter string
-	// Timeout bounds every wait (app-exit, enter, signal) and is the wait of "timeout"; 0 means 10 minutes.
+	// Timeout bounds the whole observation from the sandbox's start: probes, exec probes and every wait
+	// (app-exit, enter, signal); it is the wait of "timeout". When it ends the app is stopped as usual. 0
+	// means 10 minutes.
 	Timeout time.Duration
 	// StopSignal asks the app to stop (SIGTERM when nil); after StopTimeout (10 s when 0) it is killed.
 	StopSignal  os.Signal
@@ -97,6 +99,8 @@ type Observation struct {
 	// Rootless is true when the sandbox ran unprivileged: in a user namespace with one id mapped, the app as
 	// root inside it, on a copy of the tree.
 	Rootless bool `json:"rootless"`
+	// LimitsHit names the sandbox limits the app ran into (then Observe also returns ErrLimit).
+	LimitsHit []string `json:"limitsHit,omitempty"`
 }
 
 // ProbesOK counts the probes that succeeded and the probes run.
@@ -129,7 +133,8 @@ func (o *Observation) ProbeError() error {
 
 // Observe runs spec over tree in a sandbox with the sensor, exercises it with plan's probes, waits as plan
 // says, stops it, and returns what was seen. The sandbox is gone when it returns, whatever happened; when
-// ctx ends (Ctrl-C) the app is killed and ctx's error returned.
+// ctx ends (Ctrl-C) the app is killed and ctx's error returned. When the app hit a limit (ErrLimit) or
+// filled the record (ErrRecordLimit), the observation is returned with the error, for the report.
 func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options) (*Observation, error) {
 	if spec.Sensor == "" {
 		return nil, errors.New("observing needs the sensor")
@@ -161,8 +166,11 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	defer s.Close()
 	obs := &Observation{ContinuedAfter: mode}
 	var recs []*sensor.Record
+	// octx ends with the observation's time (the app is then stopped as usual), ctx with the caller's.
+	octx, ocancel := context.WithTimeout(ctx, plan.Timeout)
+	defer ocancel()
 
-	pctx, cancel := context.WithTimeout(ctx, plan.ProbeTimeout)
+	pctx, cancel := context.WithTimeout(octx, plan.ProbeTimeout)
 	for _, c := range plan.HTTP {
 		ports := []int{c.Port}
 		if c.Port == 0 {
@@ -179,10 +187,10 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	}
 	cancel()
 	for _, args := range plan.Exec {
-		if ctx.Err() != nil || s.Exited() {
+		if octx.Err() != nil || s.Exited() {
 			break
 		}
-		res, rec := s.Exec(ctx, args, plan.ExecOutput)
+		res, rec := s.Exec(octx, args, plan.ExecOutput)
 		obs.Execs = append(obs.Execs, res)
 		if rec != nil {
 			recs = append(recs, rec)
@@ -193,14 +201,11 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	}
 
 	wait := func(ch <-chan struct{}) {
-		t := time.NewTimer(plan.Timeout)
-		defer t.Stop()
 		select {
 		case <-ch:
 		case <-s.done:
-		case <-t.C:
+		case <-octx.Done():
 			obs.ContinuedAfter = AfterTimeout
-		case <-ctx.Done():
 		}
 	}
 	switch mode {
@@ -228,9 +233,21 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		wait(ch)
 	default:
 		n, _ := strconv.Atoi(mode)
-		plan.Timeout = time.Duration(n) * time.Second
-		wait(nil)
-		obs.ContinuedAfter = plan.Timeout.String()
+		d := time.Duration(n) * time.Second
+		t := time.NewTimer(d)
+		defer t.Stop()
+		ch := make(chan struct{})
+		go func() {
+			select {
+			case <-t.C:
+				close(ch)
+			case <-octx.Done():
+			}
+		}()
+		wait(ch)
+		if obs.ContinuedAfter != AfterTimeout {
+			obs.ContinuedAfter = d.String()
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -242,8 +259,10 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	}
 	obs.ExitCode, obs.Killed = code, killed
 	obs.Duration = time.Since(start)
-	rec, err := s.Record()
-	if err != nil {
+	obs.LimitsHit = s.hits()
+	rec, recErr := s.Record()
+	err = errors.Join(limitError(obs.LimitsHit), recErr)
+	if rec == nil {
 		return nil, err
 	}
 	for _, r := range recs {
@@ -253,7 +272,7 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	obs.NotImage = s.notImage(rec)
 	obs.Rootless = s.rootless
 	obs.Written = s.written()
-	return obs, nil
+	return obs, err
 }
 
 // merge adds r's files, execs and syscalls to rec.

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	seccomp "github.com/moby/profiles/seccomp"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
@@ -63,7 +65,17 @@ type Spec struct {
 	// AllSyscalls makes the sensor learn every syscall the app makes (for a seccomp profile), not only the
 	// path syscalls.
 	AllSyscalls bool
+	// Limits bound what the app may use; the zero value gets DefaultLimits.
+	Limits Limits
+	// SeccompUnconfined runs the app without the default seccomp profile (podman's --security-opt
+	// seccomp=unconfined); the sensor's own filter stays.
+	SeccompUnconfined bool
+	// ExecTimeout bounds each exec probe; 0 means DefaultExecTimeout.
+	ExecTimeout time.Duration
 }
+
+// DefaultExecTimeout bounds an exec probe when Spec.ExecTimeout is 0.
+const DefaultExecTimeout = 60 * time.Second
 
 // Mount binds a host path into the sandbox.
 type Mount struct {
@@ -110,11 +122,9 @@ func nofile() uint64 {
 	return 1048576
 }
 
-// pidsLimit caps the processes of a sandbox run as root.
-const pidsLimit = 16384
-
-// sensorDir is where the sensor, its config and its record are, inside the sandbox: under /dev, a tmpfs the
-// runtime makes, so nothing is created in the image's tree.
+// sensorDir is where the sensor's binary is, inside the sandbox, mounted read-only: under /dev, a tmpfs the
+// runtime makes, so nothing is created in the image's tree. Its config comes on its stdin and its record
+// goes to an inherited pipe: nothing the app can reach is read or written by path.
 const sensorDir = "/dev/.slimoci"
 
 // Options tune the sandbox. The zero value works as root.
@@ -135,16 +145,20 @@ type Sandbox struct {
 	process   *libcontainer.Process
 	log       *slog.Logger
 	spec      Spec
-	// sensorDir is an O_PATH descriptor of the host directory mounted at sensorDir: the relay's socket is
-	// reached through /proc/self/fd, whatever the length of the state directory's path.
-	sensorDir *os.File
-	execs     int
+	execs int
 	// rootless: no overlay (a copy), a user namespace, no cgroup.
 	rootless bool
 	tree     string
 	// upper is the overlay's upper directory; mountpoints are the destinations the runtime mounts on.
 	upper       string
 	mountpoints []string
+	// control is the runner's end of the sensor's control socket (relay, and the sensor's lifeline);
+	// record is the sensor's record as read from its pipe.
+	control *sensor.Control
+	record  *recordReader
+	// rw is the tmpfs holding the overlay's upper and work directories (--writable-size).
+	rw     string
+	limits Limits
 
 	waitOnce sync.Once
 	exit     *os.ProcessState
@@ -171,7 +185,8 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, err
 	}
-	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec, rootless: os.Geteuid() != 0}
+	spec.Limits = spec.Limits.fill()
+	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec, rootless: os.Geteuid() != 0, limits: spec.Limits}
 	s = sb
 	defer func() {
 		if err != nil {
@@ -206,14 +221,38 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 		Stdout: orDiscard(spec.Stdout), Stderr: orDiscard(spec.Stderr),
 		Init: true,
 	}
+	var sensorEnds []*os.File
 	if spec.Sensor != "" {
 		// The sensor is PID 1, as root with the default capabilities plus CAP_SYS_PTRACE (to read the memory of
-		// an app running as another user); its helper drops that capability before the app starts.
-		s.process.Args = []string{sensorDir + "/sensor", sensorDir + "/config.json"}
+		// an app running as another user); its helper drops that capability before the app starts. Its config
+		// comes on stdin, its record goes to a pipe, and the control socket is its lifeline.
+		ctl, ctlEnd, err := sensor.NewControlPair()
+		if err != nil {
+			return nil, err
+		}
+		s.control = ctl
+		rec, recEnd, err := newRecordReader()
+		if err != nil {
+			ctlEnd.Close()
+			return nil, err
+		}
+		s.record = rec
+		sensorEnds = []*os.File{recEnd, ctlEnd}
+		cfg, err := json.Marshal(s.sensorConfig(spec.Args, true))
+		if err != nil {
+			return nil, err
+		}
+		s.process.Args = []string{sensorDir + "/sensor"}
 		s.process.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 		s.process.UID, s.process.GID, s.process.AdditionalGroups, s.process.Cwd = 0, 0, nil, "/"
+		s.process.Stdin = bytes.NewReader(cfg)
+		s.process.ExtraFiles = sensorEnds
 	}
-	if err := s.container.Run(s.process); err != nil {
+	err = s.container.Run(s.process)
+	for _, f := range sensorEnds {
+		f.Close() // the sensor holds them now; the record's EOF comes when it exits
+	}
+	if err != nil {
 		return nil, fmt.Errorf("starting %v: %w", spec.Args, err)
 	}
 	go func() {
@@ -243,9 +282,18 @@ func newID() string {
 	return "slimoci-" + hex.EncodeToString(b)
 }
 
-// mountOverlay mounts tree read-only under a writable upper directory.
+// mountOverlay mounts tree read-only under a writable upper directory, on a tmpfs of the writable size.
 func (s *Sandbox) mountOverlay(tree string) (string, error) {
-	upper, work, merged := filepath.Join(s.state, "upper"), filepath.Join(s.state, "work"), filepath.Join(s.state, "merged")
+	rw := filepath.Join(s.state, "rw")
+	if err := os.Mkdir(rw, 0o700); err != nil {
+		return "", err
+	}
+	// The app's writes land here (in RAM, charged to the sandbox's memory cgroup too), never beyond the size.
+	if err := unix.Mount("tmpfs", rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", s.limits.WritableSize)); err != nil {
+		return "", &os.PathError{Op: "mount tmpfs", Path: rw, Err: err}
+	}
+	s.rw = rw
+	upper, work, merged := filepath.Join(rw, "upper"), filepath.Join(rw, "work"), filepath.Join(s.state, "merged")
 	for _, d := range []string{upper, work, merged} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return "", err
@@ -273,13 +321,8 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	}
 	// Relative: nested under slimoci's own cgroup, within its limits. Rootless, there is no cgroup to make.
 	rs.Linux.CgroupsPath = "slimoci/" + s.id
-	// Limits as docker's defaults: open files (nofile; runc's example has 1024), and as root a pids cgroup
-	// limit so that a fork bomb in an untrusted image stays inside. Rootless: the caller's own limits.
-	if rs.Linux.Resources == nil {
-		rs.Linux.Resources = &specs.LinuxResources{}
-	}
-	limit := int64(pidsLimit)
-	rs.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
+	// Limits (docker's flags): as root through the cgroup, rootless through rlimits (see rlimits).
+	rs.Linux.Resources = s.limits.resources()
 	if s.rootless {
 		specconv.ToRootless(rs) // a user namespace mapping the caller to root; /sys bound, not mounted
 		rs.Linux.CgroupsPath = ""
@@ -319,9 +362,17 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("preparing the sensor: %w", err)
 		}
-		rs.Mounts = append(rs.Mounts, specs.Mount{Destination: sensorDir, Source: dir, Type: "bind", Options: []string{"rbind", "rw"}})
+		rs.Mounts = append(rs.Mounts, specs.Mount{Destination: sensorDir, Source: dir, Type: "bind", Options: []string{"rbind", "ro", "nosuid", "nodev"}})
 		withPtrace := append(caps, "CAP_SYS_PTRACE")
 		rs.Process.Capabilities = &specs.LinuxCapabilities{Bounding: withPtrace, Effective: withPtrace, Permitted: withPtrace}
+	}
+	if !spec.SeccompUnconfined {
+		// The default profile docker and podman apply, for the capabilities the container holds (the sensor's
+		// CAP_SYS_PTRACE adds nothing the profile does not allow every container since kernel 4.8). The
+		// sensor's tracing filter is stacked on it by the sensor.
+		if rs.Linux.Seccomp, err = seccomp.GetDefaultProfile(rs); err != nil {
+			return nil, fmt.Errorf("making the seccomp profile: %w", err)
+		}
 	}
 	for _, m := range rs.Mounts {
 		s.mountpoints = append(s.mountpoints, filepath.Clean(m.Destination))
@@ -332,56 +383,109 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	}
 	// If slimoci dies (SIGKILL, a crash), so does the sandbox: nothing of it goes on running.
 	cfg.ParentDeathSignal = int(unix.SIGKILL)
-	if !s.rootless {
-		cfg.Rlimits = []configs.Rlimit{{Type: unix.RLIMIT_NOFILE, Hard: nofile(), Soft: nofile()}}
-	}
+	cfg.Rlimits = s.limits.rlimits(s.rootless)
 	if !spec.HostNetwork {
 		cfg.Networks = []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}}
 	}
 	return cfg, nil
 }
 
-// sensorFiles puts the sensor binary and its config in the directory mounted at sensorDir.
+// sensorFiles puts the sensor's binary in the directory mounted read-only at sensorDir.
 func (s *Sandbox) sensorFiles(spec Spec) (string, error) {
 	dir := filepath.Join(s.state, "sensor")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
 	}
-	bin, err := os.ReadFile(spec.Sensor)
+	in, err := os.Open(spec.Sensor)
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "sensor"), bin, 0o755); err != nil {
-		return "", err
-	}
-	if s.sensorDir, err = os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY, 0); err != nil {
-		return "", err
-	}
-	cfg, err := json.Marshal(sensor.Config{
-		Args: spec.Args, Env: spec.Env, Cwd: orRoot(spec.Cwd), UID: spec.UID, GID: spec.GID, Groups: spec.Groups,
-		AllSyscalls: spec.AllSyscalls, Record: sensorDir + "/record.json", Control: sensorDir + "/control.sock",
-	})
+	defer in.Close()
+	out, err := os.OpenFile(filepath.Join(dir, "sensor"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o555)
 	if err != nil {
 		return "", err
 	}
-	return dir, os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", err
+	}
+	return dir, out.Close()
+}
+
+// sensorConfig is the config a sensor gets on its stdin; control is set for PID 1 only.
+func (s *Sandbox) sensorConfig(args []string, control bool) sensor.Config {
+	return sensor.Config{
+		Args: args, Env: s.spec.Env, Cwd: orRoot(s.spec.Cwd), UID: s.spec.UID, GID: s.spec.GID, Groups: s.spec.Groups,
+		AllSyscalls: s.spec.AllSyscalls, Control: control,
+	}
 }
 
 // Record returns what the sensor saw, once the sandbox's process has exited.
 func (s *Sandbox) Record() (*sensor.Record, error) {
-	return readRecord(filepath.Join(s.state, "sensor", "record.json"))
+	if s.record == nil {
+		return nil, errors.New("reading the sensor's record: no sensor")
+	}
+	return s.record.wait(recordWait)
 }
 
-func readRecord(path string) (*sensor.Record, error) {
-	b, err := os.ReadFile(path)
+// recordWait bounds the wait for a record once its sensor has exited (or been killed).
+const recordWait = 10 * time.Second
+
+// recordReader reads a sensor's record from the read end of its pipe, up to sensor.MaxRecordBytes, from the
+// moment the sensor starts: a sensor writing a large record never blocks on a full pipe.
+type recordReader struct {
+	done chan struct{}
+	rec  *sensor.Record
+	err  error
+	r    *os.File
+}
+
+func newRecordReader() (*recordReader, *os.File, error) {
+	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("reading the sensor's record: %w", err)
+		return nil, nil, fmt.Errorf("making the record pipe: %w", err)
 	}
-	var rec sensor.Record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("reading the sensor's record: %w", err)
+	rr := &recordReader{done: make(chan struct{}), r: r}
+	go func() {
+		defer close(rr.done)
+		defer r.Close()
+		b, err := io.ReadAll(io.LimitReader(r, sensor.MaxRecordBytes+1))
+		switch {
+		case err != nil:
+			rr.err = fmt.Errorf("reading the sensor's record: %w", err)
+		case len(b) > sensor.MaxRecordBytes:
+			rr.err = fmt.Errorf("reading the sensor's record: %w: over %d MiB", ErrRecordLimit, sensor.MaxRecordBytes>>20)
+		case len(b) == 0:
+			rr.err = errors.New("reading the sensor's record: the sensor wrote none (it was killed, or failed: --show-clogs shows its output)")
+		default:
+			var rec sensor.Record
+			if err := json.Unmarshal(b, &rec); err != nil {
+				rr.err = fmt.Errorf("reading the sensor's record: %w", err)
+			} else {
+				rr.rec = &rec
+			}
+		}
+	}()
+	return rr, w, nil
+}
+
+// wait returns the record once the pipe's writers are gone, or an error after d.
+func (rr *recordReader) wait(d time.Duration) (*sensor.Record, error) {
+	select {
+	case <-rr.done:
+	case <-time.After(d):
+		// A process still holds the pipe's write end: stop reading.
+		rr.r.SetReadDeadline(time.Now())
+		<-rr.done
+		return nil, fmt.Errorf("reading the sensor's record: nothing after %s", d)
 	}
-	return &rec, nil
+	if rr.err != nil {
+		return nil, rr.err
+	}
+	if rr.rec.Dropped > 0 {
+		return rr.rec, fmt.Errorf("%w: the app named more than %d distinct paths or %d programs; %d were not recorded", ErrRecordLimit, sensor.MaxFiles, sensor.MaxExecs, rr.rec.Dropped)
+	}
+	return rr.rec, nil
 }
 
 // etcFiles writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the sandbox, as runtimes do; they are
@@ -437,9 +541,8 @@ func (s *Sandbox) Dial(ctx context.Context, network, addr string) (c net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	if s.sensorDir != nil {
-		sock := fmt.Sprintf("/proc/self/fd/%d/control.sock", s.sensorDir.Fd())
-		return sensor.DialRelay(ctx, sock, addr)
+	if s.control != nil {
+		return s.control.Dial(ctx, addr)
 	}
 	nsPath := st.NamespacePaths[configs.NEWNET]
 	if nsPath == "" {
@@ -496,10 +599,17 @@ func (s *Sandbox) Close() error {
 		}
 		s.merged = ""
 	}
-	if s.sensorDir != nil {
-		s.sensorDir.Close()
-		s.sensorDir = nil
+	if s.rw != "" {
+		if err := unix.Unmount(s.rw, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting the writable layer: %w", err))
+		}
+		s.rw = ""
 	}
+	if s.control != nil {
+		s.control.Close()
+		s.control = nil
+	}
+
 	if s.state != "" {
 		if err := rootfs.RemoveTree(s.state); err != nil {
 			errs = append(errs, err)
@@ -558,50 +668,73 @@ func (r ExecResult) OK() bool { return r.Error == "" && r.ExitCode == 0 }
 // into the result's digest; what it did is returned as a record to merge with the app's.
 func (s *Sandbox) Exec(ctx context.Context, args []string, out io.Writer) (ExecResult, *sensor.Record) {
 	res := ExecResult{Args: args, ExitCode: -1}
-	if s.sensorDir == nil {
+	if s.control == nil {
 		res.Error = "exec probes need the sensor"
 		return res, nil
 	}
 	s.execs++
-	name := fmt.Sprintf("exec-%d", s.execs)
-	dir := filepath.Join(s.state, "sensor")
-	cfg, err := json.Marshal(sensor.Config{
-		Args: args, Env: s.spec.Env, Cwd: orRoot(s.spec.Cwd), UID: s.spec.UID, GID: s.spec.GID, Groups: s.spec.Groups,
-		AllSyscalls: s.spec.AllSyscalls, Record: sensorDir + "/" + name + ".json",
-	})
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, name+".config.json"), cfg, 0o644)
+	timeout := s.spec.ExecTimeout
+	if timeout <= 0 {
+		timeout = DefaultExecTimeout
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cfg, err := json.Marshal(s.sensorConfig(args, false))
+	if err != nil {
+		res.Error = err.Error()
+		return res, nil
+	}
+	rr, recEnd, err := newRecordReader()
 	if err != nil {
 		res.Error = err.Error()
 		return res, nil
 	}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(h, orDiscard(out))}
+	// The probe's sensor runs as the app's user with the app's capabilities: it traces a child of its own,
+	// which needs no CAP_SYS_PTRACE.
+	caps := &configs.Capabilities{Bounding: defaultCaps, Effective: defaultCaps, Permitted: defaultCaps}
 	p := &libcontainer.Process{
-		Args: []string{sensorDir + "/sensor", sensorDir + "/" + name + ".config.json"},
-		Env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-		Cwd:  "/", Stdout: cw, Stderr: cw,
+		Args:  []string{sensorDir + "/sensor"},
+		Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Cwd:   "/", Stdin: bytes.NewReader(cfg), Stdout: cw, Stderr: cw,
+		UID: s.spec.UID, GID: s.spec.GID, AdditionalGroups: s.spec.Groups,
+		Capabilities: caps, ExtraFiles: []*os.File{recEnd},
 	}
-	if err := s.container.Run(p); err != nil {
+	err = s.container.Run(p)
+	recEnd.Close()
+	if err != nil {
 		res.Error = fmt.Sprintf("starting %v: %v", args, err)
 		return res, nil
 	}
 	waited := make(chan struct{})
 	var ps *os.ProcessState
-	go func() { ps, err = p.Wait(); close(waited) }()
+	go func() { ps, _ = p.Wait(); close(waited) }()
 	select {
 	case <-waited:
 	case <-ctx.Done():
+		// The sensor kills the probe's process group and still records; if it does not end, it is killed.
 		p.Signal(sensor.KillSignal)
-		<-waited
-		res.Error = ctx.Err().Error()
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+			p.Signal(unix.SIGKILL)
+			select {
+			case <-waited:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			res.Error = fmt.Sprintf("timed out after %s (--exec-timeout)", timeout)
+		} else {
+			res.Error = ctx.Err().Error()
+		}
 	}
 	if ps != nil {
 		res.ExitCode = ps.ExitCode()
 	}
 	res.OutputSize, res.OutputSHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
-	rec, rerr := readRecord(filepath.Join(dir, name+".json"))
+	rec, rerr := rr.wait(recordWait)
 	if rerr != nil && res.Error == "" {
 		res.Error = rerr.Error()
 	}
@@ -645,7 +778,7 @@ func (s *Sandbox) Stop(sig os.Signal, grace time.Duration) (code int, killed boo
 		case <-s.done:
 		case <-time.After(grace):
 			killed = true
-			if s.sensorDir != nil {
+			if s.control != nil {
 				s.Signal(sensor.KillSignal)
 			} else {
 				s.container.Signal(unix.SIGKILL)

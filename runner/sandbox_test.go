@@ -354,7 +354,8 @@ func TestParseMount(t *testing.T) {
 	}
 }
 
-// The sandbox's limits: docker's open-files limit, and a pids cgroup limit (root) the app cannot pass.
+// The sandbox's limits: docker's open-files limit, and pids and memory cgroup limits (root) the app cannot
+// pass.
 func TestE2ESandboxLimits(t *testing.T) {
 	tree := unpacked(t, "python")
 	var out syncBuffer
@@ -362,7 +363,8 @@ func TestE2ESandboxLimits(t *testing.T) {
 	s, err := Start(ctx, tree, Spec{
 		Args: []string{"python3", "-c", "import resource, glob\n" +
 			"print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n" +
-			"print([open(p).read().strip() for p in glob.glob('/sys/fs/cgroup/pids.max') + glob.glob('/sys/fs/cgroup/pids/pids.max')])"},
+			"print([open(p).read().strip() for p in glob.glob('/sys/fs/cgroup/pids.max') + glob.glob('/sys/fs/cgroup/pids/pids.max')])\n" +
+			"print([open(p).read().strip() for p in glob.glob('/sys/fs/cgroup/memory.max') + glob.glob('/sys/fs/cgroup/memory/memory.limit_in_bytes')])"},
 		Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
 		Stdout: &out, Stderr: &out,
 	}, nil)
@@ -371,7 +373,7 @@ func TestE2ESandboxLimits(t *testing.T) {
 	}
 	code, err := s.Wait(ctx)
 	s.Close()
-	want := fmt.Sprintf("%d\n['%d']", nofile(), pidsLimit)
+	want := fmt.Sprintf("%d\n['%d']\n['%d']", nofile(), DefaultPids, DefaultMemory())
 	if err != nil || code != 0 || strings.TrimSpace(out.String()) != want {
 		t.Fatalf("exit %d (%v), output %q, want %q", code, err, out.String(), want)
 	}

@@ -2,17 +2,22 @@ package sensor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// Config is what the runner tells the sensor: the app to start and where to leave the record.
+// Config is what the runner tells the sensor: the app to start. It comes on the sensor's standard input, a
+// pipe from the runner: nothing the app can reach by path is read.
 type Config struct {
 	Args        []string `json:"args"`
 	Env         []string `json:"env"`
@@ -21,63 +26,102 @@ type Config struct {
 	GID         int      `json:"gid"`
 	Groups      []int    `json:"groups,omitempty"`
 	AllSyscalls bool     `json:"allSyscalls"`
-	// Record is the file the record is written to (a directory the runner mounts in).
-	Record string `json:"record"`
-	// Control, when set, is a unix socket the sensor listens on for the runner: a connection that sends
-	// "HOST:PORT\n" is relayed to that TCP address inside the sandbox's network (see Relay).
-	Control string `json:"control,omitempty"`
+	// Control says the runner passed a control socket as ControlFD: it relays connections into the sandbox
+	// (see ServeControl), and when the runner's end closes (slimoci died) the sensor kills every process of
+	// the sandbox and exits.
+	Control bool `json:"control,omitempty"`
 }
+
+// The descriptors the runner passes to the sensor, after stdin, stdout and stderr.
+const (
+	// RecordFD is the write end of a pipe the record goes to, as one JSON document.
+	RecordFD = 3
+	// ControlFD is a SOCK_SEQPACKET unix socket to the runner (only when Config.Control is set).
+	ControlFD = 4
+)
+
+// maxConfig bounds the config read from stdin.
+const maxConfig = 16 << 20
 
 // KillSignal, sent to the sensor, makes it kill every process of the app at once (SIGKILL) and write its
 // record: what the runner does when the app ignores its stop signal. It is not forwarded to the app.
 const KillSignal = unix.SIGPWR
 
-// Main is the sensor's PID 1: it reads the config, starts the app under the tracer as the image's user,
-// forwards the signals it gets to the app, reaps every process, writes the record and exits with the app's
-// code. It returns only on error.
-func Main(configPath string) error {
+// reservedThreads are OS threads the sensor makes before the app starts: an app that exhausts the sandbox's
+// process limit (a fork bomb) must not leave the Go runtime unable to make a thread, which is fatal.
+const reservedThreads = 24
+
+// Main is the sensor's PID 1 (or, for an exec probe, a sensor started beside it): it reads the config from
+// stdin, starts the app under the tracer as the image's user, forwards the signals it gets to the app,
+// reaps every process, writes the record to RecordFD and exits with the app's code. It returns only on
+// error.
+func Main() error {
 	// First: a signal from the runner that comes before a handler would kill PID 1 before it records.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, KillSignal)
-	b, err := os.ReadFile(configPath)
-	if err != nil {
-		return err
-	}
+	// The app runs as root in most images, as the sensor does: not dumpable, the sensor's memory, its
+	// descriptors (the record pipe, the control socket) and /proc entries are out of the app's reach, and
+	// the app gets none of its descriptors (inherited ones are not close-on-exec).
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	syscall.CloseOnExec(RecordFD)
+	syscall.CloseOnExec(ControlFD)
+	reserveThreads(reservedThreads)
 	var cfg Config
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("reading %s: %w", configPath, err)
+	if err := json.NewDecoder(io.LimitReader(os.Stdin, maxConfig)).Decode(&cfg); err != nil {
+		return fmt.Errorf("reading the config from stdin: %w", err)
+	}
+	recOut := os.NewFile(RecordFD, "record")
+	if recOut == nil {
+		return errors.New("no record descriptor")
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	appPID := make(chan int, 1)
+	var appPID atomic.Int64
+	started := make(chan struct{})
+	killAll := func() {
+		if os.Getpid() == 1 {
+			// From PID 1 of a pid namespace, -1 is every other process in it.
+			unix.Kill(-1, unix.SIGKILL)
+		} else if pid := int(appPID.Load()); pid > 0 {
+			unix.Kill(-pid, unix.SIGKILL)
+		}
+	}
 	go func() {
-		pid := <-appPID
 		for s := range sigs {
-			if s != KillSignal {
-				unix.Kill(pid, s.(syscall.Signal))
-			} else if os.Getpid() == 1 {
-				// From PID 1 of a pid namespace, -1 is every other process in it.
-				unix.Kill(-1, unix.SIGKILL)
+			if s == KillSignal {
+				killAll()
 			} else {
-				unix.Kill(-pid, unix.SIGKILL)
+				<-started // a stop signal that comes before the app runs is for the app
+				unix.Kill(int(appPID.Load()), s.(syscall.Signal))
 			}
 		}
 	}()
-	if cfg.Control != "" {
-		ln, err := net.Listen("unix", cfg.Control)
+	if cfg.Control {
+		f := os.NewFile(ControlFD, "control")
+		c, err := net.FileConn(f)
+		f.Close()
 		if err != nil {
-			return fmt.Errorf("listening for the runner: %w", err)
+			return fmt.Errorf("opening the control socket: %w", err)
 		}
-		go Relay(ln)
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			return errors.New("the control descriptor is not a unix socket")
+		}
+		go func() {
+			ServeControl(uc)
+			// The runner is gone: nothing of the sandbox may outlive it.
+			killAll()
+			os.Exit(137)
+		}()
 	}
 	groups := make([]uint32, len(cfg.Groups))
 	for i, g := range cfg.Groups {
 		groups[i] = uint32(g)
 	}
 	cred := &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: groups}
-	if cfg.UID == os.Getuid() && cfg.GID == os.Getgid() && len(groups) == 0 {
+	if cfg.UID == os.Getuid() && cfg.GID == os.Getgid() && sameGroups(cfg.Groups) {
 		// Already the app's user: nothing to change (and in a rootless user namespace, setgroups is denied).
 		cred = nil
 	}
@@ -85,22 +129,56 @@ func Main(configPath string) error {
 		Helper: self, AllSyscalls: cfg.AllSyscalls, Env: cfg.Env, Dir: cfg.Cwd,
 		Stdout: os.Stdout, Stderr: os.Stderr,
 		Cred:    cred,
-		Started: func(pid int) { appPID <- pid },
+		Started: func(pid int) { appPID.Store(int64(pid)); close(started) },
 	})
 	if err != nil {
 		return err
 	}
-	out, err := json.Marshal(rec)
-	if err != nil {
-		return err
+	if err := json.NewEncoder(recOut).Encode(rec); err != nil {
+		return fmt.Errorf("writing the record: %w", err)
 	}
-	tmp := filepath.Join(filepath.Dir(cfg.Record), ".record.tmp")
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, cfg.Record); err != nil {
-		return err
-	}
+	recOut.Close()
 	os.Exit(rec.ExitCode)
 	return nil
+}
+
+// sameGroups reports whether the process's supplementary groups are want.
+func sameGroups(want []int) bool {
+	have, err := os.Getgroups()
+	if err != nil || len(have) != len(want) {
+		return len(want) == 0 && (err != nil || len(have) == 0)
+	}
+	seen := map[int]bool{}
+	for _, g := range have {
+		seen[g] = true
+	}
+	for _, g := range want {
+		if !seen[g] {
+			return false
+		}
+	}
+	return true
+}
+
+// reserveThreads makes the Go runtime start n OS threads now and keep them idle for later use: goroutines
+// each hold a thread at once, then give them back.
+func reserveThreads(n int) {
+	var ready, release sync.WaitGroup
+	ready.Add(n)
+	release.Add(1)
+	var done sync.WaitGroup
+	done.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			runtime.LockOSThread()
+			ready.Done()
+			release.Wait()
+			// Unlocked before returning: a goroutine that exits locked takes its thread with it.
+			runtime.UnlockOSThread()
+			done.Done()
+		}()
+	}
+	ready.Wait()
+	release.Done()
+	done.Wait()
 }

@@ -63,8 +63,13 @@ type resolver struct {
 }
 
 func (r *resolver) add(p, op string) {
-	ops := r.rec.Files[p]
+	ops, ok := r.rec.Files[p]
 	if hasOp(ops, op) {
+		return
+	}
+	if !ok && len(r.rec.Files) >= MaxFiles+MaxFiles/4 {
+		// The derived paths get a quarter more room than the traced ones; past that the record is full.
+		r.rec.Dropped++
 		return
 	}
 	r.rec.Files[p] = insertSorted(ops, op)

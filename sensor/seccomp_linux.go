@@ -49,10 +49,16 @@ func traceFilter(all bool) []unix.SockFilter {
 		jeq(auditArchX86_64, 1, 0),
 		ret(unix.SECCOMP_RET_TRACE),
 	}
+	// io_uring does file I/O the tracer cannot see: refused as a kernel without it would, so that programs
+	// (libuv, liburing users) fall back to the syscalls it sees.
+	prog = append(prog,
+		stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offNr),
+		jeq(unix.SYS_IO_URING_SETUP, 0, 1),
+		ret(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS)),
+	)
 	if all {
 		return append(prog, ret(unix.SECCOMP_RET_TRACE))
 	}
-	prog = append(prog, stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offNr))
 	var nrs []uint32
 	for nr := range pathSyscalls {
 		nrs = append(nrs, nr)

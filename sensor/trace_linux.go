@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -31,7 +32,25 @@ type Record struct {
 	Syscalls map[string]int `json:"syscalls,omitempty"`
 	// ExitCode is the app's (128+N when killed by signal N).
 	ExitCode int `json:"exitCode"`
+	// Dropped counts the paths and execs not recorded because the record was full (see MaxFiles): a record
+	// with Dropped > 0 is incomplete.
+	Dropped int `json:"dropped,omitempty"`
 }
+
+// The record's bounds: an app cannot make the sensor, or slimoci reading the record, grow without bound.
+const (
+	// MaxFiles is the most distinct paths recorded (the largest sample, ruby, names 2,200).
+	MaxFiles = 200_000
+	// MaxPathBytes bounds the bytes of all recorded paths together.
+	MaxPathBytes = 32 << 20
+	// MaxExecs is the most execs recorded, and MaxArgvBytes the bytes of one exec's argv.
+	MaxExecs     = 10_000
+	MaxArgvBytes = 64 << 10
+)
+
+// MaxRecordBytes bounds the JSON record the runner reads: MaxPathBytes of paths with their ops and JSON
+// quoting, the execs, the derived ops.
+const MaxRecordBytes = 8*MaxPathBytes + MaxExecs*(MaxArgvBytes/8)
 
 // Exec is one program started.
 type Exec struct {
@@ -183,6 +202,8 @@ type tracer struct {
 	live   map[int]bool
 	root   int
 	all    bool
+	// pathBytes counts the bytes of the recorded paths (bounded by MaxPathBytes).
+	pathBytes int
 	// helperExec is the helper's own exec of the app, which is the app's first record, not the helper's.
 	sawFirstExec bool
 }
@@ -243,12 +264,21 @@ func (t *tracer) loop() (*Record, error) {
 
 func (t *tracer) exec(pid int) {
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	argv := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
-	t.rec.Execs = append(t.rec.Execs, Exec{PID: pid, PPID: t.parent[pid], Path: exe, Argv: argv})
 	if exe != "" {
 		t.file(exe, "exec")
 	}
+	if len(t.rec.Execs) >= MaxExecs {
+		t.rec.Dropped++
+		return
+	}
+	cmdline := make([]byte, MaxArgvBytes)
+	n := 0
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+		n, _ = io.ReadFull(f, cmdline)
+		f.Close()
+	}
+	argv := strings.Split(strings.TrimSuffix(string(cmdline[:n]), "\x00"), "\x00")
+	t.rec.Execs = append(t.rec.Execs, Exec{PID: pid, PPID: t.parent[pid], Path: exe, Argv: argv})
 }
 
 var opOf = map[uint32]string{
@@ -292,12 +322,20 @@ func (t *tracer) syscall(pid int) {
 }
 
 func (t *tracer) file(p, op string) {
-	for _, o := range t.rec.Files[p] {
+	ops, ok := t.rec.Files[p]
+	for _, o := range ops {
 		if o == op {
 			return
 		}
 	}
-	t.rec.Files[p] = insertSorted(t.rec.Files[p], op)
+	if !ok {
+		if len(t.rec.Files) >= MaxFiles || t.pathBytes+len(p) > MaxPathBytes {
+			t.rec.Dropped++
+			return
+		}
+		t.pathBytes += len(p)
+	}
+	t.rec.Files[p] = insertSorted(ops, op)
 }
 
 // readString reads a NUL-terminated string from the tracee, a page at a time so as not to cross into an

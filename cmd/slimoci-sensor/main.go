@@ -15,11 +15,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "slimoci-sensor: %v\n", err)
 		os.Exit(127)
 	}
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: slimoci-sensor CONFIG.json (run by slimoci inside its sandbox)")
+	if len(os.Args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: slimoci-sensor < CONFIG.json (run by slimoci inside its sandbox, record on fd 3)")
 		os.Exit(2)
 	}
-	if err := sensor.Main(os.Args[1]); err != nil {
+	if err := sensor.Main(); err != nil {
 		fmt.Fprintf(os.Stderr, "slimoci-sensor: %v\n", err)
 		os.Exit(125)
 	}
