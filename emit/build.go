@@ -69,6 +69,11 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	start := time.Now()
 	fat, err := o.Observe(ctx, o.Tree.Dir)
 	if err != nil {
+		if fat != nil {
+			// A limit hit or a full record: the observation is kept for the report, the build stops.
+			res.Fat = fat
+			return res, fmt.Errorf("observing the app: %w", err)
+		}
 		return nil, fmt.Errorf("observing the app: %w", err)
 	}
 	stage("observe", start)

@@ -8,6 +8,9 @@ var (
 	ErrLimit = errors.New("the app hit a sandbox limit")
 	// ErrRecordLimit: the app did more than the sensor's record holds (paths, programs, bytes).
 	ErrRecordLimit = errors.New("the sensor's record is full")
-	// ErrTimeout: the observation went past --timeout.
-	ErrTimeout = errors.New("the observation timed out")
+	// ErrUnsearchable: the sandbox's state directory lies under a directory its user namespace's root cannot
+	// search.
+	ErrUnsearchable = errors.New("the sandbox's root cannot reach its root filesystem")
+	// ErrNoSeccomp: this binary was built without the seccomp tag, so it cannot confine the app.
+	ErrNoSeccomp = errors.New("this slimoci was built without seccomp support, so it cannot confine the app (build with -tags seccomp and libseccomp-dev, as make build does, or pass --security-opt seccomp=unconfined)")
 )

@@ -112,9 +112,9 @@ func (s *Sandbox) hits() []string {
 		if st, err := s.container.State(); err == nil {
 			paths := st.CgroupPaths
 			if n := cgroupCount(filepath.Join(paths["memory"], "memory.oom_control"), "oom_kill"); n > 0 {
-				out = append(out, fmt.Sprintf("memory (--memory %s): %d processes killed", units.BytesSize(float64(s.limits.Memory)), n))
+				out = append(out, fmt.Sprintf("memory (--memory %s): %d killed by the OOM killer", units.BytesSize(float64(s.limits.Memory)), n))
 			} else if n := cgroupCount(filepath.Join(paths[""], "memory.events"), "oom_kill"); n > 0 {
-				out = append(out, fmt.Sprintf("memory (--memory %s): %d processes killed", units.BytesSize(float64(s.limits.Memory)), n))
+				out = append(out, fmt.Sprintf("memory (--memory %s): %d killed by the OOM killer", units.BytesSize(float64(s.limits.Memory)), n))
 			}
 			pids := paths["pids"]
 			if pids == "" {

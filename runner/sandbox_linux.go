@@ -72,6 +72,9 @@ type Spec struct {
 	SeccompUnconfined bool
 	// ExecTimeout bounds each exec probe; 0 means DefaultExecTimeout.
 	ExecTimeout time.Duration
+	// HostUserns runs a root sandbox without a user namespace (--userns=host): the app's root is then the
+	// host's uid 0, confined by namespaces, capabilities, seccomp and cgroups only.
+	HostUserns bool
 }
 
 // DefaultExecTimeout bounds an exec probe when Spec.ExecTimeout is 0.
@@ -156,9 +159,12 @@ type Sandbox struct {
 	// record is the sensor's record as read from its pipe.
 	control *sensor.Control
 	record  *recordReader
-	// rw is the tmpfs holding the overlay's upper and work directories (--writable-size).
-	rw     string
-	limits Limits
+	// rw is the tmpfs holding the overlay's upper and work directories (--writable-size); lower is the
+	// idmapped mount of the tree (root with a user namespace).
+	rw, lower string
+	limits    Limits
+	// ids is the sandbox's host id range when it has a user namespace as root (nil otherwise).
+	ids *idRange
 
 	waitOnce sync.Once
 	exit     *os.ProcessState
@@ -205,8 +211,14 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 		if err := copyTree(tree, s.merged); err != nil {
 			return nil, err
 		}
-	} else if s.merged, err = s.mountOverlay(tree); err != nil {
-		return nil, fmt.Errorf("mounting the overlay: %w", err)
+	} else {
+		if !spec.HostUserns {
+			r := newIDRange()
+			s.ids = &r
+		}
+		if s.merged, err = s.mountOverlay(tree); err != nil {
+			return nil, fmt.Errorf("mounting the overlay: %w", err)
+		}
 	}
 	cfg, err := s.config(spec)
 	if err != nil {
@@ -299,7 +311,38 @@ func (s *Sandbox) mountOverlay(tree string) (string, error) {
 			return "", err
 		}
 	}
-	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", tree, upper, work)
+	lower := tree
+	if s.ids != nil {
+		// The app's root (the range's first id) owns the overlay's root, as the image's root owns the tree's;
+		// the tree is seen through an idmapped mount.
+		lower = filepath.Join(s.state, "lower")
+		if err := os.Mkdir(lower, 0o700); err != nil {
+			return "", err
+		}
+		if err := s.ids.idmappedMount(tree, lower); err != nil {
+			return "", err
+		}
+		s.lower = lower
+		fi, err := os.Stat(tree)
+		if err != nil {
+			return "", err
+		}
+		if err := os.Chown(upper, int(s.ids.base), int(s.ids.base)); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(upper, fi.Mode().Perm()); err != nil {
+			return "", err
+		}
+		// The app's root must reach its root filesystem: the state directory becomes its own (0700: no one
+		// else's), and every directory above it must let others search it (see checkSearchable).
+		if err := os.Chown(s.state, int(s.ids.base), int(s.ids.base)); err != nil {
+			return "", err
+		}
+		if err := checkSearchable(filepath.Dir(s.state)); err != nil {
+			return "", err
+		}
+	}
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
 	if err := unix.Mount("overlay", merged, "overlay", 0, data); err != nil {
 		return "", &os.PathError{Op: "mount overlay", Path: merged, Err: err}
 	}
@@ -329,6 +372,19 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 		rs.Linux.Resources = nil
 		if !spec.HostNetwork {
 			rs.Linux.Namespaces = append(rs.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		}
+	}
+	if s.ids != nil {
+		rs.Linux.Namespaces = append(rs.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: s.ids.base, Size: idSize}}
+		rs.Linux.UIDMappings, rs.Linux.GIDMappings = m, m
+		if spec.HostNetwork {
+			// sysfs cannot be mounted from a user namespace that does not own the network namespace: bound.
+			for i, mnt := range rs.Mounts {
+				if mnt.Type == "sysfs" {
+					rs.Mounts[i] = specs.Mount{Destination: "/sys", Type: "none", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+				}
+			}
 		}
 	}
 	if spec.HostNetwork {
@@ -367,6 +423,9 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 		rs.Process.Capabilities = &specs.LinuxCapabilities{Bounding: withPtrace, Effective: withPtrace, Permitted: withPtrace}
 	}
 	if !spec.SeccompUnconfined {
+		if !seccompBuilt {
+			return nil, ErrNoSeccomp
+		}
 		// The default profile docker and podman apply, for the capabilities the container holds (the sensor's
 		// CAP_SYS_PTRACE adds nothing the profile does not allow every container since kernel 4.8). The
 		// sensor's tracing filter is stacked on it by the sensor.
@@ -598,6 +657,12 @@ func (s *Sandbox) Close() error {
 			errs = append(errs, fmt.Errorf("unmounting the overlay: %w", err))
 		}
 		s.merged = ""
+	}
+	if s.lower != "" {
+		if err := unix.Unmount(s.lower, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting the idmapped tree: %w", err))
+		}
+		s.lower = ""
 	}
 	if s.rw != "" {
 		if err := unix.Unmount(s.rw, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {

@@ -44,9 +44,9 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
-	obs, err := o.run(ctx, tree.Dir, filepath.Join(work, "sandbox"), g)
-	if err != nil {
-		return fmt.Errorf("running %s: %w", ref, err)
+	obs, runErr := o.run(ctx, tree.Dir, filepath.Join(work, "sandbox"), g)
+	if obs == nil {
+		return fmt.Errorf("running %s: %w", ref, runErr)
 	}
 	report := Report{Image: ref.String(), Args: o.spec.Args, User: o.user, Observation: obs}
 	if cn, err := src.Image.ConfigName(); err == nil {
@@ -63,6 +63,9 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	summary(g.stdout, ref.String(), obs)
 	fmt.Fprintf(g.stdout, "artifacts in %s\n", c.StatePath)
+	if runErr != nil {
+		return fmt.Errorf("running %s: %w (the record is in %s)", ref, runErr, filepath.Join(c.StatePath, "report.json"))
+	}
 	return obs.ProbeError()
 }
 

@@ -1,0 +1,132 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// confineProbe prints, from inside the sandbox, the user namespace's mapping and what the kernel answers to
+// syscalls the default seccomp profile refuses (EPERM), io_uring_setup (ENOSYS: the sensor's filter, so that
+// programs fall back to syscalls it sees), and one it allows (getpid); then it sleeps, for the host to look.
+const confineProbe = `import ctypes, errno, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+def call(nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(nr, *args)
+    return errno.errorcode.get(ctypes.get_errno(), "?") if r == -1 else "ok"
+print("uid_map", " ".join(open("/proc/self/uid_map").read().split()))
+print("keyctl", call(250, 0, ctypes.c_long(-1), 0))
+print("unshare", call(272, 0x10000000))
+print("bpf", call(321, 5, ctypes.c_void_p(0), 0))
+print("io_uring_setup", call(425, 1, ctypes.c_void_p(0)))
+print("getpid", call(39))
+print("done", flush=True)
+time.sleep(60)
+`
+
+// The app as root in the image is neither the host's root nor free to call what docker's default seccomp
+// profile refuses; --userns=host and seccomp=unconfined undo each.
+func TestE2ESandboxConfinesTheApp(t *testing.T) {
+	tree := unpacked(t, "python")
+	sensorBin := buildSensor(t)
+	run := func(t *testing.T, spec Spec) (map[string]string, []int) {
+		var out syncBuffer
+		spec.Args = []string{"python3", "-c", confineProbe}
+		spec.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+		spec.Stdout, spec.Stderr, spec.Sensor = &out, &out, sensorBin
+		s, err := Start(context.Background(), tree, spec, &Options{StateDir: stateDir(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), "done") {
+			if time.Now().After(deadline) || s.Exited() {
+				t.Fatalf("no answer from the app: %q", out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		got := map[string]string{}
+		for _, l := range strings.Split(out.String(), "\n") {
+			if k, v, ok := strings.Cut(l, " "); ok {
+				got[k] = v
+			}
+		}
+		// From the host: the host uids of every process of the sandbox (the sensor and the app).
+		st, err := s.container.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, hostUIDs(t, st.InitProcessPid)
+	}
+	t.Run("default", func(t *testing.T) {
+		got, uids := run(t, Spec{})
+		for call, want := range map[string]string{"keyctl": "EPERM", "unshare": "EPERM", "bpf": "EPERM", "io_uring_setup": "ENOSYS", "getpid": "ok"} {
+			if got[call] != want {
+				t.Errorf("%s: %s, want %s", call, got[call], want)
+			}
+		}
+		m := strings.Fields(got["uid_map"])
+		if len(m) != 3 || m[0] != "0" || m[1] == "0" {
+			t.Errorf("uid_map %q: want 0 mapped to an unprivileged host id", got["uid_map"])
+		}
+		if len(uids) < 2 {
+			t.Fatalf("host uids %v: want the sensor's and the app's", uids)
+		}
+		for _, u := range uids {
+			if u < idBase {
+				t.Errorf("a sandbox process runs as host uid %d (want >= %d): %v", u, idBase, uids)
+			}
+		}
+	})
+	t.Run("opt-outs", func(t *testing.T) {
+		got, uids := run(t, Spec{HostUserns: true, SeccompUnconfined: true})
+		// (bpf is refused by the kernel itself without CAP_BPF.)
+		if got["keyctl"] == "EPERM" || got["io_uring_setup"] != "ENOSYS" {
+			t.Errorf("unconfined: keyctl %s (want the kernel's own answer), io_uring_setup %s (the sensor's filter stays)", got["keyctl"], got["io_uring_setup"])
+		}
+		if got["uid_map"] != "0 0 4294967295" {
+			t.Errorf("--userns=host: uid_map %q", got["uid_map"])
+		}
+		for _, u := range uids {
+			if u != 0 {
+				t.Errorf("--userns=host: host uid %d", u)
+			}
+		}
+	})
+}
+
+// hostUIDs lists the real uid, as the host sees it, of pid and all its descendants.
+func hostUIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	var out []int
+	todo := []int{pid}
+	for len(todo) > 0 {
+		p := todo[0]
+		todo = todo[1:]
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+				u, _ := strconv.Atoi(f[1])
+				out = append(out, u)
+			}
+		}
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, task := range tasks {
+			kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", p, task.Name()))
+			for _, k := range strings.Fields(string(kids)) {
+				n, _ := strconv.Atoi(k)
+				todo = append(todo, n)
+			}
+		}
+	}
+	return out
+}

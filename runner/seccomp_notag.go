@@ -1,0 +1,5 @@
+//go:build !seccomp
+
+package runner
+
+const seccompBuilt = false
