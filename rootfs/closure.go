@@ -1,10 +1,10 @@
 package rootfs
 
 import (
-	"bufio"
 	"debug/elf"
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -57,6 +57,10 @@ type Closure struct {
 	MissingLibs []string
 	// Excluded lists kept paths --exclude-path dropped.
 	Excluded []string
+	// Unreadable lists the files the closure could not analyze, with why ("/usr/lib/x.so: invalid ELF
+	// file: ..."): a malformed ELF file or ld.so.cache, one larger than ld.so would read, one the unpack left
+	// unreadable. They are kept all the same, but what they need may be missing.
+	Unreadable []string
 }
 
 // certPaths are where distributions keep CA certificates.
@@ -74,8 +78,10 @@ var defaultLibDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gn
 // ComputeClosure decides what a slim image of t keeps.
 func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 	c := &closure{tree: t, ix: t.Index, out: &Closure{Keep: map[string][]string{}}, elfDone: map[string]bool{}, pyDone: map[string]bool{}}
-	if b, err := t.ReadFile("/etc/ld.so.cache"); err == nil {
-		c.ldcache, _ = ParseLDCache(b)
+	if b, err := t.ReadFile("/etc/ld.so.cache"); err != nil {
+		c.failed(err)
+	} else if c.ldcache, err = ParseLDCache(b); err != nil {
+		c.unreadable("/etc/ld.so.cache", err)
 	}
 	for _, e := range o.Env {
 		if v, ok := strings.CutPrefix(e, "LD_LIBRARY_PATH="); ok {
@@ -145,6 +151,11 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 		c.out.Keep[p] = dedupe(r)
 	}
 	sort.Strings(c.out.MissingLibs)
+	sort.Strings(c.out.Unreadable)
+	c.out.Unreadable = dedupe(c.out.Unreadable)
+	if c.err != nil {
+		return nil, c.err
+	}
 	return c.out, nil
 }
 
@@ -199,6 +210,29 @@ type closure struct {
 	queue   []string
 	elfDone map[string]bool
 	pyDone  map[string]bool
+	// err is the first file of the tree that is not what a closure can read at all (see failed).
+	err error
+}
+
+// failed records an error reading a file of the tree. A file that is missing is no error (what needs it
+// will find nothing); one that is not a regular file, or is larger than slimoci reads, fails the closure: the
+// tree was made to attack its reader. Anything else (a file the unpack left unreadable) is listed in
+// Unreadable.
+func (c *closure) failed(err error) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, ErrNotRegular), errors.Is(err, ErrTooLarge):
+		if c.err == nil {
+			c.err = err
+		}
+	default:
+		c.out.Unreadable = append(c.out.Unreadable, err.Error())
+	}
+}
+
+// unreadable records that the file p was read but not understood (a malformed ELF file or ld.so.cache).
+func (c *closure) unreadable(p string, err error) {
+	c.out.Unreadable = append(c.out.Unreadable, p+": "+err.Error())
 }
 
 // keep keeps the path p names (resolved through the index's symlinks, each kept too), the directories above
@@ -306,16 +340,19 @@ func (c *closure) dlopened() {
 	}
 	f, err := c.tree.Open(libc)
 	if err != nil {
+		c.failed(err)
 		return
 	}
-	defer f.Close()
-	ef, err := elf.NewFile(f)
+	h, err := readELFHeader(f)
+	f.Close()
 	if err != nil {
+		c.unreadable(libc, err)
 		return
 	}
-	defer ef.Close()
 	libs := []string{"libgcc_s.so.1"}
-	if b, err := c.tree.ReadFile("/etc/nsswitch.conf"); err == nil {
+	if b, err := c.tree.ReadFile("/etc/nsswitch.conf"); err != nil {
+		c.failed(err)
+	} else {
 		seen := map[string]bool{}
 		for _, line := range strings.Split(string(b), "\n") {
 			line, _, _ = strings.Cut(line, "#")
@@ -332,7 +369,7 @@ func (c *closure) dlopened() {
 		}
 	}
 	for _, lib := range libs {
-		c.findLib(lib, nil, ef, ReasonDlopen+":"+libc)
+		c.findLib(lib, nil, h.class, h.machine, ReasonDlopen+":"+libc)
 	}
 }
 
@@ -347,36 +384,29 @@ func (c *closure) analyze(p string) {
 		return
 	}
 	c.elfDone[p] = true
-	// debug/elf has panicked on crafted files before; the image is untrusted: such a file is not ELF to us.
-	defer func() { recover() }()
 	f, err := c.tree.Open(p)
 	if err != nil {
+		c.failed(err)
 		return
 	}
-	defer f.Close()
 	magic := make([]byte, 4)
-	if _, err := io.ReadFull(f, magic); err != nil || string(magic) != elf.ELFMAG {
+	if n, _ := f.ReadAt(magic, 0); n < 4 || string(magic) != elf.ELFMAG {
+		f.Close()
 		return
 	}
-	ef, err := elf.NewFile(f)
+	ef, err := readELF(f)
+	f.Close()
 	if err != nil {
+		c.unreadable(p, err)
 		return
 	}
-	defer ef.Close()
-	for _, prog := range ef.Progs {
-		if prog.Type == elf.PT_INTERP {
-			b, err := io.ReadAll(io.LimitReader(prog.Open(), 4096))
-			if err == nil {
-				c.keep(strings.TrimRight(string(b), "\x00"), ReasonELFInterp+":"+p, false)
-			}
-		}
+	if ef.Interp != "" {
+		c.keep(ef.Interp, ReasonELFInterp+":"+p, false)
 	}
-	needed, _ := ef.DynString(elf.DT_NEEDED)
+	needed, rpath, runpath := ef.Needed, ef.RPath, ef.RunPath
 	if len(needed) == 0 {
 		return
 	}
-	rpath, _ := ef.DynString(elf.DT_RPATH)
-	runpath, _ := ef.DynString(elf.DT_RUNPATH)
 	origin := path.Dir(p)
 	expand := func(list []string) []string {
 		var dirs []string
@@ -407,7 +437,7 @@ func (c *closure) analyze(p string) {
 			}
 			continue
 		}
-		if !c.findLib(lib, dirs, ef, ReasonELFNeeded+":"+p) {
+		if !c.findLib(lib, dirs, ef.Class, ef.Machine, ReasonELFNeeded+":"+p) {
 			c.out.MissingLibs = append(c.out.MissingLibs, fmt.Sprintf("%s (needed by %s)", lib, p))
 		}
 	}
@@ -415,7 +445,7 @@ func (c *closure) analyze(p string) {
 
 // findLib keeps the first lib in dirs, the ld.so.cache, then the default directories, whose ELF class and
 // machine are the needing file's.
-func (c *closure) findLib(lib string, dirs []string, needer *elf.File, why string) bool {
+func (c *closure) findLib(lib string, dirs []string, class elf.Class, machine elf.Machine, why string) bool {
 	var candidates []string
 	for _, d := range dirs {
 		candidates = append(candidates, path.Join(d, lib))
@@ -425,20 +455,16 @@ func (c *closure) findLib(lib string, dirs []string, needer *elf.File, why strin
 		candidates = append(candidates, path.Join(d, lib))
 	}
 	for _, cand := range candidates {
-		if c.matches(cand, needer) {
+		if c.matches(cand, class, machine) {
 			return c.keep(cand, why, false)
 		}
 	}
 	return false
 }
 
-// matches reports whether the file at p (through symlinks) is an ELF file of needer's class and machine.
-func (c *closure) matches(p string, needer *elf.File) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
+// matches reports whether the file at p (through symlinks) is an ELF file of the class and machine given.
+// Only its file header is read.
+func (c *closure) matches(p string, class elf.Class, machine elf.Machine) bool {
 	real, err := c.ix.Resolve(p, true)
 	if err != nil {
 		return false
@@ -448,15 +474,12 @@ func (c *closure) matches(p string, needer *elf.File) (ok bool) {
 	}
 	f, err := c.tree.Open(real)
 	if err != nil {
+		c.failed(err)
 		return false
 	}
 	defer f.Close()
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return false
-	}
-	defer ef.Close()
-	return ef.Class == needer.Class && ef.Machine == needer.Machine
+	h, err := readELFHeader(f)
+	return err == nil && h.class == class && h.machine == machine
 }
 
 // python keeps the .py beside an observed .pyc, and the *.dist-info / *.egg-info of the package a kept
@@ -510,14 +533,13 @@ func (c *closure) python(p string) {
 
 // topLevel reports whether a dist-info's top_level.txt names the module top.
 func (c *closure) topLevel(p, top string) bool {
-	f, err := c.tree.Open(p)
+	b, err := c.tree.ReadFile(p)
 	if err != nil {
+		c.failed(err)
 		return false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == top {
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == top {
 			return true
 		}
 	}
