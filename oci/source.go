@@ -31,7 +31,9 @@ type Options struct {
 	Keychain authn.Keychain
 	// Jobs bounds concurrent blob transfers; 0 means 4.
 	Jobs int
-	// Transport is the HTTP transport to registries; nil means go-containerregistry's default.
+	// Transport is the HTTP transport to registries; nil means go-containerregistry's default. It is wrapped
+	// to cap manifests at 4 MiB, unless it is a go-containerregistry transport.Wrapper (which asks for no
+	// wrapping at all).
 	Transport http.RoundTripper
 	// Retry is the backoff for transient registry errors; nil means go-containerregistry's (about 1+3+9 s).
 	Retry *remote.Backoff
@@ -74,9 +76,7 @@ func (o *Options) remote(ctx context.Context) []remote.Option {
 		remote.WithAuthFromKeychain(o.Keychain),
 		remote.WithJobs(o.Jobs),
 		remote.WithUserAgent(o.UserAgent),
-	}
-	if o.Transport != nil {
-		opts = append(opts, remote.WithTransport(o.Transport))
+		remote.WithTransport(limitManifests(o.Transport)),
 	}
 	if o.Retry != nil {
 		opts = append(opts, remote.WithRetryBackoff(*o.Retry))
@@ -269,6 +269,10 @@ func openDockerArchive(ref Reference) (*Source, error) {
 	_, err = sniffArchive(f)
 	f.Close()
 	if err != nil {
+		return nil, err
+	}
+	// go-containerregistry reads manifest.json and the config whole, as soon as the image is made.
+	if err := checkDockerArchive(ref.Path); err != nil {
 		return nil, err
 	}
 	var tag *name.Tag

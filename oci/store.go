@@ -23,9 +23,6 @@ import (
 // through blobStore, so that they get the same checks: every manifest, config and layer is verified against
 // its digest and size. (go-containerregistry's layout package reads only directories and trusts blob files.)
 
-// maxManifest bounds the manifests, indexes and configs read into memory from an untrusted source.
-const maxManifest = 8 << 20
-
 // refNameAnnotation is how an OCI layout names its images (oci:DIR:TAG).
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
@@ -41,8 +38,10 @@ func blobName(h v1.Hash) string { return path.Join("blobs", h.Algorithm, h.Hex) 
 
 type dirStore struct{ root string }
 
+// open opens a file of the layout. The layout is untrusted: a blob may be a FIFO, whose open would wait for
+// a writer without O_NONBLOCK, or a device; neither is read.
 func (d dirStore) open(name string) (io.ReadCloser, int64, error) {
-	f, err := os.Open(filepath.Join(d.root, filepath.FromSlash(name)))
+	f, err := os.OpenFile(filepath.Join(d.root, filepath.FromSlash(name)), os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -53,7 +52,7 @@ func (d dirStore) open(name string) (io.ReadCloser, int64, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, fmt.Errorf("%s is not a regular file", name)
+		return nil, 0, fmt.Errorf("%w: %s is not a regular file", ErrFormat, name)
 	}
 	return f, fi.Size(), nil
 }
@@ -133,25 +132,30 @@ func (s *tarStore) open(name string) (io.ReadCloser, int64, error) {
 func (s *tarStore) where() string { return s.name }
 func (s *tarStore) Close() error  { return s.f.Close() }
 
-// readSmall reads a whole small file or blob from the store, bounded by maxManifest.
-func readSmall(s blobStore, name string) ([]byte, error) {
+// readSmall reads a whole small file or blob from the store, failing with a *LimitError before reading
+// one over limit (or, if it grows, at the limit).
+func readSmall(s blobStore, name string, limit int64) ([]byte, error) {
 	rc, size, err := s.open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	if size > maxManifest {
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than a manifest or config may be", ErrFormat, name, size)
+	if size > limit {
+		return nil, &LimitError{Size: size, Limit: limit}
 	}
-	return io.ReadAll(io.LimitReader(rc, maxManifest))
+	return readAtMost(rc, limit)
 }
 
-// readBlob reads a small blob and verifies it against its descriptor.
+// readBlob reads a small blob (a manifest, an index, a config) and verifies it against its descriptor.
 func readBlob(s blobStore, d v1.Descriptor, what string) ([]byte, error) {
-	if d.Size > maxManifest {
-		return nil, fmt.Errorf("%w: %s %s is %d bytes, more than a manifest or config may be", ErrFormat, what, d.Digest, d.Size)
+	limit := int64(maxManifest)
+	if what == "config" {
+		limit = maxConfig
 	}
-	b, err := readSmall(s, blobName(d.Digest))
+	if d.Size > limit {
+		return nil, fmt.Errorf("reading %s %s: %w", what, d.Digest, &LimitError{Size: d.Size, Limit: limit})
+	}
+	b, err := readSmall(s, blobName(d.Digest), limit)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s %s: blob missing: %w", what, d.Digest, ErrNotExist)
@@ -168,7 +172,7 @@ func readBlob(s blobStore, d v1.Descriptor, what string) ([]byte, error) {
 }
 
 func readIndexJSON(s blobStore) (*v1.IndexManifest, error) {
-	b, err := readSmall(s, "index.json")
+	b, err := readSmall(s, "index.json", maxManifest)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: no index.json", ErrFormat)
@@ -305,7 +309,7 @@ func newStoreImage(s blobStore, d v1.Descriptor) (v1.Image, error) {
 	return partial.CompressedToImage(&storeImage{s: s, desc: d, raw: raw, manifest: m})
 }
 
-// checkManifest rejects manifests slimoci could not unpack faithfully.
+// checkManifest rejects manifests slimoci could not unpack faithfully, or whose config it would not read.
 func checkManifest(m *v1.Manifest, digest v1.Hash) error {
 	if m.SchemaVersion != 2 {
 		return fmt.Errorf("%w: manifest %s has schemaVersion %d, want 2", ErrFormat, digest, m.SchemaVersion)
@@ -313,6 +317,14 @@ func checkManifest(m *v1.Manifest, digest v1.Hash) error {
 	for i, l := range m.Layers {
 		if !knownLayer(l.MediaType) {
 			return fmt.Errorf("%w %q for layer %d (%s) of manifest %s", ErrMediaType, l.MediaType, i, l.Digest, digest)
+		}
+		if l.Size < 0 {
+			return fmt.Errorf("%w: layer %d (%s) of manifest %s has size %d", ErrFormat, i, l.Digest, digest, l.Size)
+		}
+	}
+	if m.Config.Data == nil {
+		if err := checkConfigSize(m.Config.Size, "config "+m.Config.Digest.String()); err != nil {
+			return err
 		}
 	}
 	switch m.Config.MediaType {
