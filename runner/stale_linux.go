@@ -17,40 +17,70 @@ import (
 	"github.com/slimoci/slimoci/rootfs"
 )
 
-// WorkPrefix starts the name of the work directory a slimoci process makes; its pid follows, so that a later
-// run can tell a dead process's directory from a running one's.
+// WorkPrefix starts the name of the work directory a slimoci process makes in its user's PrivateDir; its pid
+// follows, so that a later run can tell a dead process's directory from a running one's.
 const WorkPrefix = ".slimoci-work-"
 
 // WorkPattern is the os.MkdirTemp pattern for this process's work directory.
 func WorkPattern() string { return fmt.Sprintf("%s%d-", WorkPrefix, os.Getpid()) }
 
-// CleanStale removes what a slimoci process killed outright (SIGKILL, a crash) left under dir: its work
-// directories, with the overlays mounted in them, and its empty sandbox cgroups. Its sandboxes' processes
-// are already gone: the container's init gets SIGKILL when slimoci dies. It returns what it removed and
-// what it could not.
+// CleanStale removes what a slimoci process killed outright (SIGKILL, a crash) left in dir, this user's
+// PrivateDir: its work directories, with the overlays mounted in them, and its empty sandbox cgroups. Its
+// sandboxes' processes are already gone: the container's init gets SIGKILL when slimoci dies. It returns
+// what it removed and what it could not.
+//
+// It removes only what slimoci made, and only there: dir must pass PrivateDir's check; a work directory is
+// a directory of this user's named WorkPrefix, a dead pid and a suffix; its mounts are detached, and it is
+// then removed through descriptors (rootfs.RemoveTreeAt), never following a symlink and never crossing
+// into a mount that is still there.
 func CleanStale(dir string) (removed []string, err error) {
+	removed, err = removeStale(dir)
+	if os.Geteuid() == 0 {
+		removeEmptyCgroups()
+	}
+	return removed, err
+}
+
+// removeStale is CleanStale's part in dir.
+func removeStale(dir string) (removed []string, err error) {
+	fd, err := openPrivate(unix.AT_FDCWD, dir, dir)
+	if err != nil {
+		return nil, err
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
 	var errs []error
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), WorkPrefix)
-		if !ok || !e.IsDir() {
+	for _, name := range names {
+		rest, ok := strings.CutPrefix(name, WorkPrefix)
+		if !ok {
 			continue
 		}
 		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() || !isDead(pid) {
+		if err != nil || pid <= 0 || pid == os.Getpid() || !isDead(pid) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		unmountUnder(p)
-		if err := rootfs.RemoveTree(p); err != nil {
+		var st unix.Stat_t
+		if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		// The mount table has the path with its symlinks resolved.
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			real = p
+		}
+		unmountUnder(real)
+		if err := rootfs.RemoveTreeAt(d, name); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		removed = append(removed, p)
-	}
-	if os.Geteuid() == 0 {
-		removeEmptyCgroups()
 	}
 	return removed, errors.Join(errs...)
 }
@@ -79,7 +109,7 @@ func unmountUnder(p string) {
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(points)))
 	for _, m := range points {
-		unix.Unmount(m, unix.MNT_DETACH)
+		unix.Unmount(m, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 	}
 }
 

@@ -305,15 +305,28 @@ func (g *Globals) openAndUnpack(ctx context.Context, image, statePath, workDir s
 	if workDir == "" {
 		workDir = workParent(src, statePath, g)
 	}
-	removed, err := runner.CleanStale(workDir)
+	// Work directories go in a directory of this user's that no one else can enter (/dev/shm/slimoci-UID):
+	// in /dev/shm, anyone could otherwise plant what the clean-up of a killed run's directory would follow.
+	private, err := runner.PrivateDir(workDir)
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("%w (--work-dir names another place)", err)
+	}
+	removed, err := runner.CleanStale(private)
 	for _, p := range removed {
 		g.logger.Warn("removed the work directory of a slimoci that was killed", "path", p)
 	}
 	if err != nil {
 		g.logger.Warn("could not remove what a killed slimoci left", "err", err)
 	}
-	if u.work, err = os.MkdirTemp(workDir, runner.WorkPattern()); err != nil {
+	if u.work, err = os.MkdirTemp(private, runner.WorkPattern()); err != nil {
 		src.Close()
+		return nil, err
+	}
+	// The run's directory is as private as its parent: with 0711, a sandbox's root in its user namespace
+	// may search its way to its state directory.
+	if err := os.Chmod(u.work, runner.PrivateDirMode); err != nil {
+		u.close()
 		return nil, err
 	}
 	if u.tree, err = rootfs.Unpack(ctx, src.Image, filepath.Join(u.work, "rootfs"), &rootfs.Options{Logger: g.logger}); err != nil {

@@ -24,8 +24,10 @@ var Fixtures = []string{"layers"}
 // Bed is a prepared test bed.
 type Bed struct{ Dir string }
 
-// Find returns the test bed named by $SLIMOCI_TESTBED, or why it cannot be used.
+// Find returns the test bed named by $SLIMOCI_TESTBED, or why it cannot be used. Its first call also takes
+// the Snapshot that Leftovers compares with.
 func Find() (*Bed, string) {
+	takeStart()
 	dir := os.Getenv("SLIMOCI_TESTBED")
 	if dir == "" {
 		return nil, "SLIMOCI_TESTBED is not set: run the end-to-end tests with `make test` or `make e2e`, which build the test bed"
