@@ -13,6 +13,7 @@ import (
 
 	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/reverse"
 	"github.com/slimoci/slimoci/rootfs"
@@ -179,21 +180,22 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	if res.Slim != nil {
 		fmt.Fprintf(g.stdout, "verified: the slim image answered every probe as the fat one (%d round(s))\n", res.Rounds)
 	}
+	// Paths and library names are the image's: escaped for the terminal.
 	if len(res.Added) > 0 {
-		fmt.Fprintf(g.stdout, "verify added back: %s\n", strings.Join(res.Added, ", "))
+		fmt.Fprintf(g.stdout, "verify added back: %s\n", termsafe.String(strings.Join(res.Added, ", ")))
 	}
 	for _, m := range res.Closure.MissingLibs {
-		fmt.Fprintf(g.stdout, "warning: library %s is not in the image\n", m)
+		fmt.Fprintf(g.stdout, "warning: library %s is not in the image\n", termsafe.String(m))
 	}
 	fmt.Fprintf(g.stdout, "kept %d of %d paths; largest dropped:", len(res.Closure.Keep), tree.Index.Len())
 	for _, d := range emit.TopDropped(dropped, 3, 5) {
-		fmt.Fprintf(g.stdout, " %s %s", d.Path, mb(d.Size))
+		fmt.Fprintf(g.stdout, " %s %s", termsafe.String(d.Path), mb(d.Size))
 	}
 	fmt.Fprintln(g.stdout)
 	fmt.Fprintf(g.stdout, "%s: %s -> %s (%.1fx smaller), %s compressed; %s\n", slimDigest, mb(fatSize), mb(res.Stats.Bytes),
 		float64(fatSize)/float64(max(res.Stats.Bytes, 1)), mb(res.Stats.Compressed), stageLine(timings))
 	for _, out := range outs {
-		fmt.Fprintf(g.stdout, "wrote %s\n", out)
+		fmt.Fprintf(g.stdout, "wrote %s\n", termsafe.String(out))
 	}
 	if c.RemoveFileArtifacts {
 		for _, f := range []string{"report.json", "Dockerfile.fat", "seccomp.json", "apparmor.profile", "kept.json", "dropped.json"} {

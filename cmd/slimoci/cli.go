@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
 )
 
@@ -91,7 +92,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		kong.Exit(func(code int) { exit = code }),
 	)
 	if err != nil {
-		fmt.Fprintf(stderr, "slimoci: %v\n", err)
+		fmt.Fprintf(stderr, "slimoci: %s\n", termsafe.String(oneLine(err)))
 		return 2
 	}
 	kctx, err := parser.Parse(args)
@@ -99,7 +100,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exit // --help
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "slimoci: %s\n", oneLine(err))
+		fmt.Fprintf(stderr, "slimoci: %s\n", termsafe.String(oneLine(err)))
 		return 2
 	}
 	level := slog.LevelWarn
@@ -107,7 +108,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	cli.Globals.stdout, cli.Globals.stderr = stdout, stderr
-	cli.Globals.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// slog quotes what it logs, controls escaped; the terminal writer is there for anything it misses.
+	cli.Globals.logger = slog.New(slog.NewTextHandler(termsafe.NewWriter(stderr), &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -117,13 +119,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "slimoci: interrupted")
 			return 130
 		}
-		fmt.Fprintf(stderr, "slimoci: %s\n", oneLine(err))
+		fmt.Fprintf(stderr, "slimoci: %s\n", termsafe.String(oneLine(err)))
 		return 1
 	}
 	return 0
 }
 
-// oneLine keeps an error to one line: registries sometimes answer with multi-line bodies.
+// oneLine keeps an error to one line: registries sometimes answer with multi-line bodies. Main escapes what
+// is left of control characters (termsafe.String): errors quote images, registries and apps.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
 )
 
@@ -34,7 +35,7 @@ func (c *CopyCmd) Run(ctx context.Context, g *Globals) error {
 	if err := oci.Write(ctx, s.Image, dst, opts); err != nil {
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
-	fmt.Fprintf(g.stdout, "copied %s to %s\n", src, dst)
+	fmt.Fprintln(g.stdout, termsafe.String(fmt.Sprintf("copied %s to %s", src, dst)))
 	return nil
 }
 

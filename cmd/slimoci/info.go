@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/reverse"
 )
 
@@ -37,18 +38,21 @@ func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
 		}
 	}
 	if c.JSON {
-		enc := json.NewEncoder(g.stdout)
+		enc := json.NewEncoder(termsafe.NewJSONWriter(g.stdout))
 		enc.SetIndent("", "  ")
 		return enc.Encode(info)
 	}
 	return renderInfo(g.stdout, info)
 }
 
+// renderInfo prints info as text for a terminal. Most of it is the image's to choose (labels, env, cmd,
+// history): each value is escaped (termsafe), so that no control character reaches the terminal and no value
+// spans lines; the --dockerfile file keeps the bytes as they are.
 func renderInfo(out io.Writer, info *reverse.Info) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(w, "%s:\t%s\n", k, v)
+			fmt.Fprintf(w, "%s:\t%s\n", k, termsafe.String(v))
 		}
 	}
 	row("Reference", info.Reference)
@@ -76,7 +80,8 @@ func renderInfo(out io.Writer, info *reverse.Info) error {
 		if l.History < 0 {
 			created = "(not in the history)"
 		}
-		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\t%s\n", i, short(l.Digest), short(l.DiffID), size(l.CompressedSize), size(l.UncompressedSize), created)
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\t%s\n", i, termsafe.String(short(l.Digest)), termsafe.String(short(l.DiffID)),
+			size(l.CompressedSize), size(l.UncompressedSize), termsafe.String(created))
 	}
 	w.Flush()
 
@@ -92,6 +97,7 @@ func renderInfo(out io.Writer, info *reverse.Info) error {
 			return
 		}
 		for i, v := range vs {
+			v = termsafe.String(v)
 			if i == 0 {
 				fmt.Fprintf(w, "  %s:\t%s\n", k, v)
 			} else {
@@ -124,7 +130,7 @@ func renderInfo(out io.Writer, info *reverse.Info) error {
 
 	fmt.Fprintln(out, "\nDockerfile (reverse-engineered from the history):")
 	for _, line := range strings.Split(strings.TrimRight(info.Dockerfile, "\n"), "\n") {
-		fmt.Fprintln(out, "  "+line)
+		fmt.Fprintln(out, "  "+termsafe.Text(line))
 	}
 	return nil
 }

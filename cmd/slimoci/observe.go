@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/rootfs"
 	"github.com/slimoci/slimoci/runner"
@@ -49,6 +50,8 @@ type observation struct {
 	plan runner.Plan
 	user runner.User
 	out  *tail
+	// clogs is --show-clogs' writer to the terminal: the app's output with its control characters escaped.
+	clogs *termsafe.Writer
 }
 
 // sensorPath is --sensor, or the sensor beside the slimoci binary.
@@ -79,7 +82,8 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 	o := &observation{out: &tail{}}
 	var out io.Writer = o.out
 	if f.ShowClogs {
-		out = io.MultiWriter(o.out, g.stderr)
+		o.clogs = termsafe.NewWriter(g.stderr)
+		out = io.MultiWriter(o.out, o.clogs)
 	}
 	o.spec = runner.Spec{HostNetwork: f.Network == "host", Stdout: out, Stderr: out, Sensor: sensorBin, AllSyscalls: os.Getenv("XX_PATHS") == ""}
 	for _, m := range f.Mount {
@@ -186,9 +190,12 @@ func (o *observation) run(ctx context.Context, treeDir, stateDir string, g *Glob
 	defer signal.Stop(usr1)
 	o.plan.Signal = usr1
 	obs, err := runner.Observe(ctx, treeDir, o.spec, o.plan, &runner.Options{StateDir: stateDir, Logger: g.logger})
+	if o.clogs != nil {
+		o.clogs.Flush()
+	}
 	if err != nil {
 		if ctx.Err() == nil && strings.TrimSpace(o.out.String()) != "" {
-			return nil, fmt.Errorf("%w (the app said: %s)", err, lastLine(o.out.String()))
+			return nil, fmt.Errorf("%w (the app said: %s)", err, termsafe.String(lastLine(o.out.String())))
 		}
 		return nil, err
 	}
@@ -228,21 +235,22 @@ func parseSignal(s string) (os.Signal, error) {
 	return nil, fmt.Errorf("%q is not a signal", s)
 }
 
-// summary prints the probe results and one line on what was seen.
+// summary prints the probe results and one line on what was seen. Probe errors and exec arguments may quote
+// the app or the image: each line is escaped for the terminal.
 func summary(w io.Writer, ref string, obs *runner.Observation) {
 	for _, p := range obs.Probes {
 		status := p.Error
 		if p.OK() {
 			status = fmt.Sprintf("%s %d, %d bytes", p.Proto, p.Status, p.Size)
 		}
-		fmt.Fprintf(w, "probe %s :%d%s: %s\n", p.Method, p.Port, p.Path, status)
+		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("probe %s :%d%s: %s", p.Method, p.Port, p.Path, status)))
 	}
 	for _, e := range obs.Execs {
 		status := fmt.Sprintf("exit %d, %d bytes of output", e.ExitCode, e.OutputSize)
 		if e.Error != "" {
 			status = e.Error
 		}
-		fmt.Fprintf(w, "exec %s: %s\n", strings.Join(e.Args, " "), status)
+		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("exec %s: %s", strings.Join(e.Args, " "), status)))
 	}
 	ended := "stopped after " + obs.ContinuedAfter
 	switch {
@@ -251,8 +259,8 @@ func summary(w io.Writer, ref string, obs *runner.Observation) {
 	case obs.Killed:
 		ended = "ignored its stop signal and was killed"
 	}
-	fmt.Fprintf(w, "observed %s: %d files, %d processes, %d syscalls; the app ran %.1fs and %s\n",
-		ref, len(obs.Record.Files), len(obs.Record.Execs), len(obs.Record.Syscalls), obs.Duration.Seconds(), ended)
+	fmt.Fprintln(w, termsafe.String(fmt.Sprintf("observed %s: %d files, %d processes, %d syscalls; the app ran %.1fs and %s",
+		ref, len(obs.Record.Files), len(obs.Record.Execs), len(obs.Record.Syscalls), obs.Duration.Seconds(), ended)))
 }
 
 func tcpPorts(exposed map[string]struct{}) []int {

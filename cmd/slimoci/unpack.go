@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/rootfs"
 )
 
@@ -28,12 +29,13 @@ func (c *UnpackCmd) Run(ctx context.Context, g *Globals) error {
 		return fmt.Errorf("unpacking %s into %s: %w", ref, c.Dir, err)
 	}
 	if c.JSON {
-		enc := json.NewEncoder(g.stdout)
+		// The image's paths, escaped where a terminal would obey them.
+		enc := json.NewEncoder(termsafe.NewJSONWriter(g.stdout))
 		enc.SetIndent("", " ")
 		return enc.Encode(tree.Index)
 	}
-	fmt.Fprintf(g.stdout, "unpacked %s into %s: %d entries, %s of files, %d removed by later layers, in %.1fs\n",
-		ref, c.Dir, tree.Stats.Entries, size(tree.Stats.Bytes), len(tree.Index.Removed()), tree.Stats.Duration.Seconds())
+	fmt.Fprintln(g.stdout, termsafe.String(fmt.Sprintf("unpacked %s into %s: %d entries, %s of files, %d removed by later layers, in %.1fs",
+		ref, c.Dir, tree.Stats.Entries, size(tree.Stats.Bytes), len(tree.Index.Removed()), tree.Stats.Duration.Seconds())))
 	if tree.Stats.Skipped > 0 {
 		fmt.Fprintf(g.stdout, "%d owners, xattrs or device nodes could not be applied here; the index keeps them (--json)\n", tree.Stats.Skipped)
 	}
