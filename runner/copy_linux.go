@@ -89,11 +89,15 @@ func copyTree(src, dst string) error {
 }
 
 func copyFile(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
+	// The walk saw a regular file; opened without following a symlink or blocking, it must still be one.
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("copying %s: not a regular file", src)
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err

@@ -3,10 +3,12 @@ package sensor
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"io"
 	"os"
 	"path"
 	"strings"
+	"syscall"
 )
 
 // Ops the sensor derives once the app has stopped, from the filesystem the app saw (the sensor runs in the
@@ -158,19 +160,19 @@ func (r *resolver) interpreters(p string, depth int) {
 }
 
 // Interpreter returns the program the kernel runs to execute the file at p: its ELF PT_INTERP, or the
-// interpreter named on its #! line; "" when it has none or cannot be read.
-func Interpreter(p string) (interp string) {
-	// debug/elf has panicked on crafted files before, and what the app runs is untrusted.
-	defer func() {
-		if recover() != nil {
-			interp = ""
-		}
-	}()
-	f, err := os.Open(p)
+// interpreter named on its #! line; "" when it has none, cannot be read or is not a regular file. What the
+// app runs is untrusted: the file is opened without blocking (a FIFO) and checked to be regular before any
+// read, and only the ELF header, the program headers (at most 64 KiB, the kernel's own bound) and the
+// interpreter's name (at most 4096 bytes) are read.
+func Interpreter(p string) string {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
 	head := make([]byte, 256)
 	n, _ := io.ReadFull(f, head)
 	head = head[:n]
@@ -182,20 +184,48 @@ func Interpreter(p string) (interp string) {
 		}
 		return path.Clean(fields[0])
 	}
-	if !bytes.HasPrefix(head, []byte(elf.ELFMAG)) {
+	return elfInterp(f, head)
+}
+
+// elfInterp reads PT_INTERP from an ELF file whose first bytes are head.
+func elfInterp(f *os.File, head []byte) string {
+	if len(head) < 64 || !bytes.HasPrefix(head, []byte(elf.ELFMAG)) {
 		return ""
 	}
-	ef, err := elf.NewFile(f)
-	if err != nil {
+	var bo binary.ByteOrder = binary.LittleEndian
+	if elf.Data(head[elf.EI_DATA]) == elf.ELFDATA2MSB {
+		bo = binary.BigEndian
+	}
+	var phoff, entsize, num uint64
+	is64 := elf.Class(head[elf.EI_CLASS]) == elf.ELFCLASS64
+	if is64 {
+		phoff, entsize, num = bo.Uint64(head[32:40]), uint64(bo.Uint16(head[54:56])), uint64(bo.Uint16(head[56:58]))
+	} else {
+		phoff, entsize, num = uint64(bo.Uint32(head[28:32])), uint64(bo.Uint16(head[42:44])), uint64(bo.Uint16(head[44:46]))
+	}
+	if (is64 && entsize < 56) || (!is64 && entsize < 32) || entsize*num > 64<<10 {
 		return ""
 	}
-	defer ef.Close()
-	for _, prog := range ef.Progs {
-		if prog.Type != elf.PT_INTERP {
+	phdrs := make([]byte, entsize*num)
+	if _, err := f.ReadAt(phdrs, int64(phoff)); err != nil {
+		return ""
+	}
+	for i := uint64(0); i < num; i++ {
+		ph := phdrs[i*entsize : (i+1)*entsize]
+		if elf.ProgType(bo.Uint32(ph[0:4])) != elf.PT_INTERP {
 			continue
 		}
-		b, err := io.ReadAll(io.LimitReader(prog.Open(), 4096))
-		if err != nil {
+		var off, size uint64
+		if is64 {
+			off, size = bo.Uint64(ph[8:16]), bo.Uint64(ph[32:40])
+		} else {
+			off, size = uint64(bo.Uint32(ph[4:8])), uint64(bo.Uint32(ph[16:20]))
+		}
+		if size == 0 || size > 4096 || off > 1<<40 {
+			return ""
+		}
+		b := make([]byte, size)
+		if _, err := f.ReadAt(b, int64(off)); err != nil {
 			return ""
 		}
 		return path.Clean(string(bytes.TrimRight(b, "\x00")))

@@ -1,10 +1,15 @@
 package sensor
 
 import (
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestResolve(t *testing.T) {
@@ -73,5 +78,52 @@ func TestInterpreter(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "data"), []byte("\x7fELFgarbage"), 0o644)
 	if got := Interpreter(filepath.Join(dir, "data")); got != "" {
 		t.Errorf("broken ELF: %q", got)
+	}
+}
+
+// An executed file the app made hostile: a FIFO (a read would block the sensor, PID 1), a device, an ELF
+// header claiming 65535 program headers of 64 KiB each or a 1 GiB interpreter name.
+func TestInterpreterHostile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	elfWith := func(phentsize, phnum uint16, interpSize uint64) string {
+		b := make([]byte, 64+56)
+		copy(b, "\x7fELF\x02\x01\x01")
+		binary.LittleEndian.PutUint64(b[32:], 64) // e_phoff
+		binary.LittleEndian.PutUint16(b[54:], phentsize)
+		binary.LittleEndian.PutUint16(b[56:], phnum)
+		ph := b[64:]
+		binary.LittleEndian.PutUint32(ph[0:], 3) // PT_INTERP
+		binary.LittleEndian.PutUint64(ph[8:], 0)
+		binary.LittleEndian.PutUint64(ph[32:], interpSize)
+		p := filepath.Join(dir, fmt.Sprintf("elf-%d-%d-%d", phentsize, phnum, interpSize))
+		os.WriteFile(p, b, 0o755)
+		return p
+	}
+	done := make(chan []string)
+	go func() {
+		done <- []string{Interpreter(fifo), Interpreter("/dev/zero"), Interpreter(elfWith(65535, 65535, 8)), Interpreter(elfWith(56, 1, 1<<30))}
+	}()
+	select {
+	case got := <-done:
+		for i, g := range got {
+			if g != "" {
+				t.Errorf("case %d: %q", i, g)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Interpreter blocked on a hostile file")
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	Interpreter(elfWith(65535, 65535, 8))
+	Interpreter(elfWith(56, 1, 1<<30))
+	runtime.ReadMemStats(&ms)
+	if grown := ms.TotalAlloc - before; grown > 1<<20 {
+		t.Errorf("hostile ELF headers made the sensor allocate %d bytes", grown)
 	}
 }
