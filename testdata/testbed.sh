@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # testbed.sh builds slimoci's real test bed from Debian packages: a bookworm base made with mmdebstrap from the
-# host's own apt sources, four sample apps built by podman (node, python, ruby, java) and a fixture image with
-# tricky layers (layers), each exported as an OCI layout, a docker-archive and an OCI archive. Idempotent:
-# every step is skipped when its inputs are unchanged.
+# host's own apt sources, four sample apps built by podman (node, python, ruby, java), a fixture image with
+# tricky layers (layers) and two hostile images built on the python sample (hostile, hostile-content), each
+# exported as an OCI layout, a docker-archive and an OCI archive. Idempotent: every step is skipped when its
+# inputs are unchanged.
 #
 #   testdata/testbed.sh deps     install the Debian packages the test bed and the e2e tests need (root)
 #   testdata/testbed.sh build    deps + base + samples + exports (the default)
@@ -17,6 +18,9 @@ cache=${SLIMOCI_TESTBED:-/var/cache/slimoci-testbed}
 samples=(node python ruby java)
 # fixtures are images for tests that are not apps.
 fixtures=(layers)
+# hostiles attack the sandbox (hostile: attack.py MODE) or whoever reads the image (hostile-content); both are
+# built FROM localhost/slimoci/python, so they come after it.
+hostiles=(hostile hostile-content)
 packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor)
 
 # base_recipe changes whenever the way the base is made changes; with the apt sources, it keys the base's cache.
@@ -91,17 +95,35 @@ base() {
 	echo "$want" >"$stamp"
 }
 
+# parent NAME: the test-bed image NAME's Containerfile is built FROM (base, or another sample).
+parent() {
+	sed -n 's|^FROM localhost/slimoci/\([a-z0-9-]*\):latest.*|\1|p' "$here/samples/$1/Containerfile" | head -n1
+}
+
 sample() {
-	local s=$1 src stamp want
+	local s=$1 src stamp want from stamps flags=()
 	src=$(apt_sources)
 	stamp="$cache/stamps/$s"
-	want=$(printf '%s\n' "$(cat "$cache/stamps/base")" "$(find "$here/samples/$s" -type f | sort | xargs cat | sha256sum)" | sha256sum | cut -d' ' -f1)
+	from=$(parent "$s")
+	# The base's stamp, and the parent sample's when there is one: a rebuilt parent rebuilds its children.
+	stamps=("$cache/stamps/base")
+	if [ -n "$from" ] && [ "$from" != base ]; then
+		[ -f "$cache/stamps/$from" ] || { log "sample $s is built from $from, which is not built"; exit 1; }
+		stamps+=("$cache/stamps/$from")
+	fi
+	want=$(printf '%s\n' "$(cat "${stamps[@]}")" "$(find "$here/samples/$s" -type f | sort | xargs cat | sha256sum)" | sha256sum | cut -d' ' -f1)
 	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$cache/oci/$s/index.json" ]; then
 		return 0
 	fi
+	# A parent sample whose stamp is current may be gone from podman's storage: its export is the same image.
+	if [ -n "$from" ] && [ "$from" != base ] && ! podman image exists "localhost/slimoci/$from:latest"; then
+		skopeo copy --quiet "oci:$cache/oci/$from:latest" "containers-storage:localhost/slimoci/$from:latest"
+	fi
+	# hostile-content's build makes a device node (podman's default capabilities may lack CAP_MKNOD).
+	if [ "$s" = hostile-content ]; then flags+=(--cap-add MKNOD); fi
 	log "building sample $s"
 	rm -f "$stamp"
-	podman build --quiet --layers --format oci --network host \
+	podman build --quiet --layers --format oci --network host "${flags[@]}" \
 		-v "$src:/etc/apt/sources.list.d/host.${src##*.}:ro" \
 		-t "localhost/slimoci/$s:latest" "$here/samples/$s" >/dev/null
 	log "exporting sample $s"
@@ -125,7 +147,7 @@ build)
 	deps
 	podman_conf
 	base
-	for s in "${samples[@]}" "${fixtures[@]}"; do sample "$s"; done
+	for s in "${samples[@]}" "${fixtures[@]}" "${hostiles[@]}"; do sample "$s"; done
 	log "ready in $cache"
 	;;
 env) envvars ;;
