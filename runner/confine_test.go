@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestE2ESandboxConfinesTheApp(t *testing.T) {
 		spec.Args = []string{"python3", "-c", confineProbe}
 		spec.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 		spec.Stdout, spec.Stderr, spec.Sensor = &out, &out, sensorBin
-		s, err := Start(context.Background(), tree, spec, &Options{StateDir: stateDir(t)})
+		s, err := Start(context.Background(), tree, spec, &Options{StateDir: filepath.Join(t.TempDir(), "sandbox")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,7 @@ func TestE2EObserveSamples(t *testing.T) {
 			tree := unpackedTree(t, sample)
 			before := fingerprint(t, tree.Dir)
 			cfg := tree.Config.Config
-			state := stateDir(t)
+			state := filepath.Join(t.TempDir(), "sandbox")
 			var out syncBuffer
 			obs, err := Observe(context.Background(), tree.Dir, Spec{
 				Args: append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...), Env: cfg.Env, Cwd: cfg.WorkingDir,

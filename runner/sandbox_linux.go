@@ -148,7 +148,7 @@ type Sandbox struct {
 	process   *libcontainer.Process
 	log       *slog.Logger
 	spec      Spec
-	execs int
+	execs     int
 	// rootless: no overlay (a copy), a user namespace, no cgroup.
 	rootless bool
 	tree     string
@@ -163,8 +163,10 @@ type Sandbox struct {
 	// idmapped mount of the tree (root with a user namespace).
 	rw, lower string
 	limits    Limits
-	// ids is the sandbox's host id range when it has a user namespace as root (nil otherwise).
-	ids *idRange
+	// ids is the sandbox's host id range when it has a user namespace as root (nil otherwise); ungrant
+	// takes back its search permission on the directories above the state directory.
+	ids     *idRange
+	ungrant func()
 
 	waitOnce sync.Once
 	exit     *os.ProcessState
@@ -334,11 +336,11 @@ func (s *Sandbox) mountOverlay(tree string) (string, error) {
 			return "", err
 		}
 		// The app's root must reach its root filesystem: the state directory becomes its own (0700: no one
-		// else's), and every directory above it must let others search it (see checkSearchable).
+		// else's), and it may search the directories above it that others may not (see grantSearch).
 		if err := os.Chown(s.state, int(s.ids.base), int(s.ids.base)); err != nil {
 			return "", err
 		}
-		if err := checkSearchable(filepath.Dir(s.state)); err != nil {
+		if s.ungrant, err = grantSearch(filepath.Dir(s.state), s.ids.base); err != nil {
 			return "", err
 		}
 	}
@@ -675,6 +677,10 @@ func (s *Sandbox) Close() error {
 		s.control = nil
 	}
 
+	if s.ungrant != nil {
+		s.ungrant()
+		s.ungrant = nil
+	}
 	if s.state != "" {
 		if err := rootfs.RemoveTree(s.state); err != nil {
 			errs = append(errs, err)
@@ -760,9 +766,9 @@ func (s *Sandbox) Exec(ctx context.Context, args []string, out io.Writer) (ExecR
 	// which needs no CAP_SYS_PTRACE.
 	caps := &configs.Capabilities{Bounding: defaultCaps, Effective: defaultCaps, Permitted: defaultCaps}
 	p := &libcontainer.Process{
-		Args:  []string{sensorDir + "/sensor"},
-		Env:   []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-		Cwd:   "/", Stdin: bytes.NewReader(cfg), Stdout: cw, Stderr: cw,
+		Args: []string{sensorDir + "/sensor"},
+		Env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Cwd:  "/", Stdin: bytes.NewReader(cfg), Stdout: cw, Stderr: cw,
 		UID: s.spec.UID, GID: s.spec.GID, AdditionalGroups: s.spec.Groups,
 		Capabilities: caps, ExtraFiles: []*os.File{recEnd},
 	}

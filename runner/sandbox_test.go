@@ -30,19 +30,6 @@ func init() {
 	}
 }
 
-// stateDir is a sandbox state directory under t's temporary directory, whose parents others may search, as
-// a sandbox in a user namespace needs (see checkSearchable).
-func stateDir(t *testing.T) string {
-	t.Helper()
-	d := t.TempDir()
-	for _, p := range []string{filepath.Dir(d), d} {
-		if err := os.Chmod(p, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return filepath.Join(d, "sandbox")
-}
-
 // unpacked unpacks a test-bed sample into a scratch directory, once per test.
 func unpacked(t *testing.T, sample string) string {
 	t.Helper()

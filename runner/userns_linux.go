@@ -3,10 +3,12 @@ package runner
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -93,19 +95,148 @@ func (r idRange) idmappedMount(src, dst string) error {
 	return nil
 }
 
-// checkSearchable fails unless every directory from dir up to / may be searched by anyone: a sandbox in a
-// user namespace reaches its root filesystem as an unprivileged host id.
-func checkSearchable(dir string) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("%w: %s has mode %04o; the sandbox's root (an unprivileged host id in its user namespace) must search every directory above its state directory (give them o+x, as slimoci's own work directories have, or --userns=host)", ErrUnsearchable, d, fi.Mode().Perm())
-		}
-		if d == "/" || d == "." {
-			return nil
+// grantSearch lets the sandbox's root (host uid uid) search every directory above dir that others may not:
+// a POSIX ACL entry user:UID:--x on each (never read or write, and no one else gets anything), added under
+// an exclusive flock of the directory since other slimoci processes share the per-user directory. The
+// directories must be this process's euid's; the returned undo removes the entries again.
+func grantSearch(dir string, uid uint32) (undo func(), err error) {
+	var granted []string
+	undo = func() {
+		for _, d := range granted {
+			editACL(d, func(a *acl) { a.drop(uid) })
 		}
 	}
+	defer func() {
+		if err != nil {
+			undo()
+		}
+	}()
+	for d := dir; ; d = filepath.Dir(d) {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			return undo, &os.PathError{Op: "stat", Path: d, Err: err}
+		}
+		if st.Mode&0o001 == 0 {
+			if int(st.Uid) != os.Geteuid() {
+				return undo, fmt.Errorf("%w: %s (mode %04o, uid %d) may not be searched by the sandbox's root, an unprivileged host id in its user namespace (give it o+x, or --userns=host)", ErrUnsearchable, d, st.Mode&0o7777, st.Uid)
+			}
+			if err := editACL(d, func(a *acl) { a.add(uid) }); err != nil {
+				return undo, fmt.Errorf("%w: granting the sandbox's root search on %s: %v (--userns=host runs without a user namespace)", ErrUnsearchable, d, err)
+			}
+			granted = append(granted, d)
+		}
+		if d == "/" || d == "." {
+			return undo, nil
+		}
+	}
+}
+
+// acl is a POSIX access ACL (the system.posix_acl_access xattr, version 2).
+type acl struct{ entries []aclEntry }
+
+type aclEntry struct {
+	tag, perm uint16
+	id        uint32
+}
+
+const (
+	aclUserObj  = 0x01
+	aclUser     = 0x02
+	aclGroupObj = 0x04
+	aclGroup    = 0x08
+	aclMask     = 0x10
+	aclOther    = 0x20
+	aclUndef    = 0xffffffff
+	aclXattr    = "system.posix_acl_access"
+)
+
+func (a *acl) add(uid uint32) {
+	for _, e := range a.entries {
+		if e.tag == aclUser && e.id == uid {
+			return
+		}
+	}
+	a.entries = append(a.entries, aclEntry{aclUser, 1, uid})
+}
+
+func (a *acl) drop(uid uint32) {
+	out := a.entries[:0]
+	for _, e := range a.entries {
+		if !(e.tag == aclUser && e.id == uid) {
+			out = append(out, e)
+		}
+	}
+	a.entries = out
+}
+
+// editACL reads d's ACL (or the one its mode means), changes it and writes it back with the mask the kernel
+// expects; with no named entry left, the ACL is removed and the group bits are the owning group's again.
+func editACL(d string, change func(*acl)) error {
+	fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	a := &acl{}
+	buf := make([]byte, 64<<10)
+	n, err := unix.Fgetxattr(fd, aclXattr, buf)
+	switch {
+	case err == nil && n >= 4 && (n-4)%8 == 0 && binary.LittleEndian.Uint32(buf) == 2:
+		for b := buf[4:n]; len(b) >= 8; b = b[8:] {
+			a.entries = append(a.entries, aclEntry{binary.LittleEndian.Uint16(b), binary.LittleEndian.Uint16(b[2:]), binary.LittleEndian.Uint32(b[4:])})
+		}
+	case err == nil || errors.Is(err, unix.ENODATA):
+		m := uint16(st.Mode)
+		a.entries = []aclEntry{{aclUserObj, m >> 6 & 7, aclUndef}, {aclGroupObj, m >> 3 & 7, aclUndef}, {aclOther, m & 7, aclUndef}}
+	default:
+		return err
+	}
+	change(a)
+	named, groupClass := false, uint16(0)
+	var kept []aclEntry
+	for _, e := range a.entries {
+		switch e.tag {
+		case aclMask:
+			continue
+		case aclUser, aclGroup:
+			named = true
+			groupClass |= e.perm
+		case aclGroupObj:
+			groupClass |= e.perm
+		}
+		kept = append(kept, e)
+	}
+	if !named {
+		var group uint16
+		for _, e := range kept {
+			if e.tag == aclGroupObj {
+				group = e.perm
+			}
+		}
+		if err := unix.Fremovexattr(fd, aclXattr); err != nil && !errors.Is(err, unix.ENODATA) {
+			return err
+		}
+		return unix.Fchmod(fd, st.Mode&^0o070|uint32(group)<<3)
+	}
+	kept = append(kept, aclEntry{aclMask, groupClass, aclUndef})
+	sort.Slice(kept, func(i, j int) bool {
+		if kept[i].tag != kept[j].tag {
+			return kept[i].tag < kept[j].tag
+		}
+		return kept[i].id < kept[j].id
+	})
+	out := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range kept {
+		out = binary.LittleEndian.AppendUint16(out, e.tag)
+		out = binary.LittleEndian.AppendUint16(out, e.perm)
+		out = binary.LittleEndian.AppendUint32(out, e.id)
+	}
+	return unix.Fsetxattr(fd, aclXattr, out, 0)
 }

@@ -21,7 +21,7 @@ fixtures=(layers)
 # hostiles attack the sandbox (hostile: attack.py MODE) or whoever reads the image (hostile-content); both are
 # built FROM localhost/slimoci/python, so they come after it.
 hostiles=(hostile hostile-content)
-packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor)
+packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev)
 
 # base_recipe changes whenever the way the base is made changes; with the apt sources, it keys the base's cache.
 base_recipe="mmdebstrap minbase bookworm, no apt sources kept, v1"
