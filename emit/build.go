@@ -88,7 +88,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		start = time.Now()
 		c, err := o.Tree.ComputeClosure(copts)
 		if err != nil {
-			return nil, err
+			return res, fmt.Errorf("computing what to keep: %w", err)
 		}
 		if round == 1 && o.Sabotage != nil {
 			o.Sabotage(c.Keep)

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -41,6 +43,13 @@ type ObserveFlags struct {
 	Env              []string      `help:"Add or override an environment variable for the observation, NAME=VALUE (repeatable)." sep:"none"`
 	Mount            []string      `help:"Bind a host path into the sandbox, SRC:DST[:ro] as docker -v (repeatable); its files are not the image's." sep:"none"`
 	ShowClogs        bool          `help:"Stream the app's stdout and stderr to slimoci's stderr."`
+	ExecTimeout      time.Duration `help:"How long each --exec command may run before it is killed." default:"60s"`
+	Memory           string        `help:"The app's memory limit, as docker's --memory (512m, 2g). Default: a quarter of the RAM, at most 4g." placeholder:"SIZE"`
+	PidsLimit        int64         `help:"The most processes and threads the app may have." default:"4096"`
+	CPUs             float64       `name:"cpus" help:"How many CPUs' worth of time the app may use (1.5); default: no limit, as docker's." placeholder:"N"`
+	WritableSize     string        `help:"The most the app may write to its root filesystem (512m, 2g)." default:"1g" placeholder:"SIZE"`
+	Userns           string        `help:"auto: as root, the app's root is an unprivileged host id (a user namespace of its own, as podman's --userns=auto); host: it is the host's root (confined by namespaces, capabilities, seccomp and cgroups only). Rootless, always a user namespace." enum:"auto,host" default:"auto"`
+	SecurityOpt      []string      `help:"seccomp=unconfined runs the app without docker's default seccomp profile (as podman's flag)." placeholder:"OPT" sep:"none"`
 	WorkDir          string        `help:"Where the unpacked image and the sandboxes' files go while slimoci runs (removed at the end). Default: /dev/shm when it is a tmpfs with room, else the state path." type:"path" placeholder:"DIR"`
 }
 
@@ -86,6 +95,26 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 		out = io.MultiWriter(o.out, o.clogs)
 	}
 	o.spec = runner.Spec{HostNetwork: f.Network == "host", Stdout: out, Stderr: out, Sensor: sensorBin, AllSyscalls: os.Getenv("XX_PATHS") == ""}
+	if o.spec.Limits.Memory, err = runner.ParseSize("memory", f.Memory); err != nil {
+		return nil, err
+	}
+	if o.spec.Limits.WritableSize, err = runner.ParseSize("writable-size", f.WritableSize); err != nil {
+		return nil, err
+	}
+	if f.PidsLimit < 0 || f.CPUs < 0 {
+		return nil, fmt.Errorf("--pids-limit and --cpus must not be negative")
+	}
+	o.spec.Limits.Pids, o.spec.Limits.CPUs = f.PidsLimit, f.CPUs
+	o.spec.ExecTimeout = f.ExecTimeout
+	o.spec.HostUserns = f.Userns == "host"
+	for _, opt := range f.SecurityOpt {
+		switch opt {
+		case "seccomp=unconfined":
+			o.spec.SeccompUnconfined = true
+		default:
+			return nil, fmt.Errorf("--security-opt %q: only seccomp=unconfined is known", opt)
+		}
+	}
 	for _, m := range f.Mount {
 		mnt, err := runner.ParseMount(m)
 		if err != nil {
@@ -144,8 +173,18 @@ func (f *ObserveFlags) forImage(o *observation, tree *rootfs.Tree) error {
 	if len(args) == 0 {
 		return fmt.Errorf("the image has no entrypoint and no cmd: nothing to run (give --cmd)")
 	}
-	passwd, _ := tree.ReadFile("/etc/passwd")
-	group, _ := tree.ReadFile("/etc/group")
+	passwd, perr := tree.ReadFile("/etc/passwd")
+	group, gerr := tree.ReadFile("/etc/group")
+	for _, err := range []error{perr, gerr} {
+		// A missing file is the image's business (ResolveUser says what it lacks); one that is not a regular
+		// file or is over the size slimoci reads is hostile or broken: fatal only when a name must be looked up
+		// in it.
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if needsNames(cfg.User) {
+				return fmt.Errorf("the image's user %q: %w", cfg.User, err)
+			}
+		}
+	}
 	user, err := runner.ResolveUser(cfg.User, passwd, group)
 	if err != nil {
 		return err
@@ -183,6 +222,19 @@ func (f *ObserveFlags) forImage(o *observation, tree *rootfs.Tree) error {
 	return nil
 }
 
+// needsNames reports whether USER names a user or group that must be looked up (not "", "0", "uid:gid").
+func needsNames(user string) bool {
+	if user == "" {
+		return false
+	}
+	for _, part := range strings.SplitN(user, ":", 2) {
+		if _, err := strconv.Atoi(part); err != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // run observes the app. It turns SIGUSR1 into the signal the signal mode waits for.
 func (o *observation) run(ctx context.Context, treeDir, stateDir string, g *Globals) (*runner.Observation, error) {
 	usr1 := make(chan os.Signal, 1)
@@ -193,13 +245,14 @@ func (o *observation) run(ctx context.Context, treeDir, stateDir string, g *Glob
 	if o.clogs != nil {
 		o.clogs.Flush()
 	}
-	if err != nil {
+	if err != nil && obs == nil {
 		if ctx.Err() == nil && strings.TrimSpace(o.out.String()) != "" {
 			return nil, fmt.Errorf("%w (the app said: %s)", err, termsafe.String(lastLine(o.out.String())))
 		}
 		return nil, err
 	}
-	return obs, nil
+	// With a limit hit or a full record, the observation comes with the error: the caller reports both.
+	return obs, err
 }
 
 // execArgs reads an --exec value: a JSON array is the argv; anything else is a shell command.
