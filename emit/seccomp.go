@@ -26,9 +26,16 @@ type seccompProfile struct {
 }
 
 type seccompRule struct {
-	Names  []string `json:"names"`
-	Action string   `json:"action"`
+	Names    []string `json:"names"`
+	Action   string   `json:"action"`
+	ErrnoRet *uint    `json:"errnoRet,omitempty"`
 }
+
+// enosys are the syscalls the sandbox answers with ENOSYS, as a kernel without them would, so that programs
+// fall back to others: clone3 (docker's default profile does it, and glibc then uses clone) and io_uring
+// (the sensor cannot see its I/O). The app was observed falling back, so the slim image's profile answers
+// them the same way: with the default EPERM, glibc would not fall back and threads could not start.
+var enosys = []string{"clone3", "io_uring_setup", "io_uring_enter", "io_uring_register"}
 
 // SeccompProfile is a profile in the JSON format docker and podman take (--security-opt seccomp=FILE) that
 // allows the observed syscalls and the baseline, and fails every other with EPERM.
@@ -42,9 +49,20 @@ func SeccompProfile(observed []string) ([]byte, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	rules := []seccompRule{{Names: names, Action: "SCMP_ACT_ALLOW"}}
+	var missing []string
+	for _, n := range enosys {
+		if !set[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		e := uint(38) // ENOSYS
+		rules = append(rules, seccompRule{Names: missing, Action: "SCMP_ACT_ERRNO", ErrnoRet: &e})
+	}
 	return json.MarshalIndent(seccompProfile{
 		DefaultAction: "SCMP_ACT_ERRNO",
 		Architectures: []string{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"},
-		Syscalls:      []seccompRule{{Names: names, Action: "SCMP_ACT_ALLOW"}},
+		Syscalls:      rules,
 	}, "", "  ")
 }

@@ -49,8 +49,11 @@ func podmanGet(t *testing.T, image string, flags ...string) string {
 	}
 	url := "http://" + strings.TrimSpace(string(port)) + "/"
 	deadline := time.Now().Add(30 * time.Second)
+	// Each request bounded: a server that accepts and never answers (it cannot start a thread) must fail
+	// the test, not hang it.
+	client := &http.Client{Timeout: 5 * time.Second}
 	for {
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
