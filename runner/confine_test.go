@@ -26,6 +26,14 @@ print("unshare", call(272, 0x10000000))
 print("bpf", call(321, 5, ctypes.c_void_p(0), 0))
 print("io_uring_setup", call(425, 1, ctypes.c_void_p(0)))
 print("getpid", call(39))
+import os
+st = os.stat("/usr/bin/python3.11")
+print("owner", "%d:%d" % (st.st_uid, st.st_gid))
+try:
+    open("/tmp/written-by-root", "w").write("x")
+    print("write", "ok")
+except OSError as e:
+    print("write", errno.errorcode.get(e.errno, "?"))
 print("done", flush=True)
 time.sleep(60)
 `
@@ -71,6 +79,11 @@ func TestE2ESandboxConfinesTheApp(t *testing.T) {
 			if got[call] != want {
 				t.Errorf("%s: %s, want %s", call, got[call], want)
 			}
+		}
+		// The image's owners as the image says (root's files are root's inside, not nobody's), and the app's
+		// root may write its root filesystem.
+		if got["owner"] != "0:0" || got["write"] != "ok" {
+			t.Errorf("inside the user namespace: /usr/bin/python3.11 owned by %s, writing /tmp: %s", got["owner"], got["write"])
 		}
 		m := strings.Fields(got["uid_map"])
 		if len(m) != 3 || m[0] != "0" || m[1] == "0" {
