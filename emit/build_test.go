@@ -59,7 +59,7 @@ func TestE2EBuildVerifyRepairs(t *testing.T) {
 		Tree: tree,
 		Observe: func(ctx context.Context, dir string) (*runner.Observation, error) {
 			runs++
-			return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", string(rune('a'+runs)))})
+			return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", string(rune('a'+runs))), WorkRoot: filepath.Dir(work)})
 		},
 		Closure:  rootfs.ClosureOptions{Certs: true, Workdir: cfg.WorkingDir},
 		Image:    ImageOptions{Source: "python", Dir: work},
@@ -84,7 +84,7 @@ func TestE2EBuildVerifyRepairs(t *testing.T) {
 		Tree: tree,
 		Observe: func(ctx context.Context, dir string) (*runner.Observation, error) {
 			runs++
-			return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", string(rune('a'+runs)))})
+			return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", string(rune('a'+runs))), WorkRoot: filepath.Dir(work)})
 		},
 		Image: ImageOptions{Source: "python", Dir: work}, Verify: true, Rounds: 1,
 		Sabotage: func(keep map[string][]string) { delete(keep, "/app/app.py") },

@@ -48,7 +48,8 @@ func TestE2ESandboxConfinesTheApp(t *testing.T) {
 		spec.Args = []string{"python3", "-c", confineProbe}
 		spec.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 		spec.Stdout, spec.Stderr, spec.Sensor = &out, &out, sensorBin
-		s, err := Start(context.Background(), tree, spec, &Options{StateDir: filepath.Join(t.TempDir(), "sandbox")})
+		tmp := t.TempDir()
+		s, err := Start(context.Background(), tree, spec, &Options{StateDir: filepath.Join(tmp, "sandbox"), WorkRoot: filepath.Dir(tmp)})
 		if err != nil {
 			t.Fatal(err)
 		}

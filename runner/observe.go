@@ -82,9 +82,10 @@ type Observation struct {
 	// NotImage are recorded paths that are not the image's: the runtime's /etc/hosts, /etc/hostname and
 	// /etc/resolv.conf, and what is under --mount destinations.
 	NotImage []string `json:"notImage,omitempty"`
-	// Written are the paths the app created or changed (from the overlay's upper directory); empty rootless,
-	// where the sandbox runs on a copy.
-	Written []string `json:"written,omitempty"`
+	// Written are the paths the app created or changed (from the overlay's upper directory; rootless, the
+	// copy's entries that differ from the tree), at most MaxWritten of them; WrittenDropped > 0 says there were more.
+	Written        []string `json:"written,omitempty"`
+	WrittenDropped int      `json:"writtenDropped,omitempty"`
 	// ContinuedAfter says what ended the observation: probe, exec, app-exit, enter, signal, timeout.
 	ContinuedAfter string `json:"continuedAfter"`
 	// AppExited is true when the app exited by itself before it was asked to stop; Killed when it ignored
@@ -271,7 +272,7 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	obs.Record = rec
 	obs.NotImage = s.notImage(rec)
 	obs.Rootless = s.rootless
-	obs.Written = s.written()
+	obs.Written, obs.WrittenDropped = s.written()
 	return obs, err
 }
 
@@ -326,15 +327,15 @@ func (s *Sandbox) notImage(rec *sensor.Record) []string {
 
 // written lists what the app created or changed: the overlay's upper directory; rootless, the entries of
 // the copy that are not in the tree or differ from it in type, size, mode or mtime.
-func (s *Sandbox) written() []string {
+func (s *Sandbox) written() (out []string, dropped int) {
 	dir := s.upper
 	if s.rootless {
 		dir = s.merged
 	}
 	if dir == "" {
-		return nil
+		return nil, 0
 	}
-	var out []string
+	size := 0
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || p == dir {
 			return nil
@@ -351,11 +352,23 @@ func (s *Sandbox) written() []string {
 			}
 			return nil
 		}
+		if len(out) >= MaxWritten || size+len(name) > MaxWrittenBytes {
+			// The app writes what it likes: slimoci's memory and time must not grow with it.
+			dropped++
+			return filepath.SkipAll
+		}
+		size += len(name)
 		out = append(out, name)
 		return nil
 	})
-	return out
+	return out, dropped
 }
+
+// The bounds of Observation.Written.
+const (
+	MaxWritten      = 100_000
+	MaxWrittenBytes = 16 << 20
+)
 
 // changed compares an entry of the rootless copy with the tree's.
 func changed(copied, orig string) bool {

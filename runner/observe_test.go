@@ -30,7 +30,7 @@ func TestE2EObserveSamples(t *testing.T) {
 				Args: append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...), Env: cfg.Env, Cwd: cfg.WorkingDir,
 				Stdout: &out, Stderr: &out, Sensor: sensorBin, AllSyscalls: true,
 			}, Plan{HTTP: []HTTPCommand{{Method: "GET", Resource: "/"}}, Ports: []int{8080}, ProbeTimeout: 60 * time.Second},
-				&Options{StateDir: state})
+				&Options{StateDir: state, WorkRoot: filepath.Dir(filepath.Dir(state))})
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}

@@ -135,6 +135,11 @@ type Options struct {
 	// StateDir holds the sandbox's state, overlay and generated files; "" means a new directory under
 	// os.TempDir(). It is removed on Close.
 	StateDir string
+	// WorkRoot is the directory slimoci made for its work (its per-user directory), above StateDir: as root
+	// with a user namespace, the directories from StateDir's parent up to WorkRoot get an ACL entry letting
+	// the sandbox's root search them; those above WorkRoot must let others search them already. "" means
+	// StateDir's parent only.
+	WorkRoot string
 	Logger   *slog.Logger
 }
 
@@ -165,8 +170,9 @@ type Sandbox struct {
 	limits    Limits
 	// ids is the sandbox's host id range when it has a user namespace as root (nil otherwise); ungrant
 	// takes back its search permission on the directories above the state directory.
-	ids     *idRange
-	ungrant func()
+	ids      *idRange
+	ungrant  func()
+	workRoot string
 
 	waitOnce sync.Once
 	exit     *os.ProcessState
@@ -183,6 +189,7 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	t0 := time.Now()
 	id := newID()
 	state := opts.StateDir
 	if state == "" {
@@ -194,7 +201,7 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 		return nil, err
 	}
 	spec.Limits = spec.Limits.fill()
-	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec, rootless: os.Geteuid() != 0, limits: spec.Limits}
+	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec, rootless: os.Geteuid() != 0, limits: spec.Limits, workRoot: opts.WorkRoot}
 	s = sb
 	defer func() {
 		if err != nil {
@@ -222,10 +229,12 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 			return nil, fmt.Errorf("mounting the overlay: %w", err)
 		}
 	}
+	s.log.Debug("sandbox: root filesystem ready", "after", time.Since(t0))
 	cfg, err := s.config(spec)
 	if err != nil {
 		return nil, err
 	}
+	s.log.Debug("sandbox: config ready", "after", time.Since(t0))
 	if s.container, err = libcontainer.Create(filepath.Join(state, "run"), id, cfg); err != nil {
 		return nil, fmt.Errorf("creating the container: %w", err)
 	}
@@ -262,7 +271,9 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 		s.process.Stdin = bytes.NewReader(cfg)
 		s.process.ExtraFiles = sensorEnds
 	}
+	s.log.Debug("sandbox: container created", "after", time.Since(t0))
 	err = s.container.Run(s.process)
+	s.log.Debug("sandbox: started", "after", time.Since(t0))
 	for _, f := range sensorEnds {
 		f.Close() // the sensor holds them now; the record's EOF comes when it exits
 	}
@@ -296,6 +307,9 @@ func newID() string {
 	return "slimoci-" + hex.EncodeToString(b)
 }
 
+// writableInodes bounds the files the app may create (each costs slimoci a name when it lists them).
+const writableInodes = 1 << 20
+
 // mountOverlay mounts tree read-only under a writable upper directory, on a tmpfs of the writable size.
 func (s *Sandbox) mountOverlay(tree string) (string, error) {
 	rw := filepath.Join(s.state, "rw")
@@ -303,7 +317,7 @@ func (s *Sandbox) mountOverlay(tree string) (string, error) {
 		return "", err
 	}
 	// The app's writes land here (in RAM, charged to the sandbox's memory cgroup too), never beyond the size.
-	if err := unix.Mount("tmpfs", rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", s.limits.WritableSize)); err != nil {
+	if err := unix.Mount("tmpfs", rw, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,nr_inodes=%d,mode=0700", s.limits.WritableSize, writableInodes)); err != nil {
 		return "", &os.PathError{Op: "mount tmpfs", Path: rw, Err: err}
 	}
 	s.rw = rw
@@ -340,7 +354,7 @@ func (s *Sandbox) mountOverlay(tree string) (string, error) {
 		if err := os.Chown(s.state, int(s.ids.base), int(s.ids.base)); err != nil {
 			return "", err
 		}
-		if s.ungrant, err = grantSearch(filepath.Dir(s.state), s.ids.base); err != nil {
+		if s.ungrant, err = grantSearch(filepath.Dir(s.state), s.workRoot, s.ids.base); err != nil {
 			return "", err
 		}
 	}
@@ -428,10 +442,13 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 		if !seccompBuilt {
 			return nil, ErrNoSeccomp
 		}
-		// The default profile docker and podman apply, for the capabilities the container holds (the sensor's
-		// CAP_SYS_PTRACE adds nothing the profile does not allow every container since kernel 4.8). The
-		// sensor's tracing filter is stacked on it by the sensor.
-		if rs.Linux.Seccomp, err = seccomp.GetDefaultProfile(rs); err != nil {
+		// The default profile docker and podman apply, for the app's capabilities: the sensor's extra
+		// CAP_SYS_PTRACE must not widen it (kcmp, pidfd_getfd, ...), and what the sensor calls to trace
+		// (ptrace, process_vm_readv) the profile allows every container since kernel 4.8. The sensor's
+		// tracing filter is stacked on it by the sensor.
+		appCaps := *rs
+		appCaps.Process = &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}}
+		if rs.Linux.Seccomp, err = seccomp.GetDefaultProfile(&appCaps); err != nil {
 			return nil, fmt.Errorf("making the seccomp profile: %w", err)
 		}
 	}

@@ -55,6 +55,7 @@ func removeStale(dir string) (removed []string, err error) {
 	}
 	sort.Strings(names)
 	var errs []error
+	live := false
 	for _, name := range names {
 		rest, ok := strings.CutPrefix(name, WorkPrefix)
 		if !ok {
@@ -63,6 +64,7 @@ func removeStale(dir string) (removed []string, err error) {
 		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
 		if err != nil || pid <= 0 || pid == os.Getpid() || !isDead(pid) {
+			live = live || err == nil && pid != os.Getpid()
 			continue
 		}
 		var st unix.Stat_t
@@ -81,6 +83,13 @@ func removeStale(dir string) (removed []string, err error) {
 			continue
 		}
 		removed = append(removed, p)
+	}
+	if !live && os.Geteuid() == 0 {
+		// No other slimoci runs here: the search entries killed runs' sandboxes left in this directory's ACL
+		// (see grantSearch) go too.
+		if err := editACL(dir, func(a *acl) { a.dropBand() }); err != nil {
+			errs = append(errs, fmt.Errorf("removing stale ACL entries of %s: %w", dir, err))
+		}
 	}
 	return removed, errors.Join(errs...)
 }

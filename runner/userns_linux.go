@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -95,11 +96,12 @@ func (r idRange) idmappedMount(src, dst string) error {
 	return nil
 }
 
-// grantSearch lets the sandbox's root (host uid uid) search every directory above dir that others may not:
-// a POSIX ACL entry user:UID:--x on each (never read or write, and no one else gets anything), added under
-// an exclusive flock of the directory since other slimoci processes share the per-user directory. The
-// directories must be this process's euid's; the returned undo removes the entries again.
-func grantSearch(dir string, uid uint32) (undo func(), err error) {
+// grantSearch lets the sandbox's root (host uid uid) search dir and the directories above it up to root
+// ("" : dir only) that others may not: a POSIX ACL entry user:UID:--x on each (never read or write, and no
+// one else gets anything), added under an exclusive flock of the directory since other slimoci processes
+// share the per-user directory. Above root, every directory must let others search it already: slimoci
+// changes no directory but its own. The returned undo removes the entries again.
+func grantSearch(dir, root string, uid uint32) (undo func(), err error) {
 	var granted []string
 	undo = func() {
 		for _, d := range granted {
@@ -116,8 +118,9 @@ func grantSearch(dir string, uid uint32) (undo func(), err error) {
 		if err := unix.Stat(d, &st); err != nil {
 			return undo, &os.PathError{Op: "stat", Path: d, Err: err}
 		}
+		ours := root == "" && d == dir || root != "" && (d == root || strings.HasPrefix(d, root+"/"))
 		if st.Mode&0o001 == 0 {
-			if int(st.Uid) != os.Geteuid() {
+			if !ours || int(st.Uid) != os.Geteuid() {
 				return undo, fmt.Errorf("%w: %s (mode %04o, uid %d) may not be searched by the sandbox's root, an unprivileged host id in its user namespace (give it o+x, or --userns=host)", ErrUnsearchable, d, st.Mode&0o7777, st.Uid)
 			}
 			if err := editACL(d, func(a *acl) { a.add(uid) }); err != nil {
@@ -169,6 +172,17 @@ func (a *acl) drop(uid uint32) {
 	a.entries = out
 }
 
+// dropBand removes the entries of every sandbox id range.
+func (a *acl) dropBand() {
+	out := a.entries[:0]
+	for _, e := range a.entries {
+		if !(e.tag == aclUser && e.id >= idBase && e.id < idBase+idSlots*idSize) {
+			out = append(out, e)
+		}
+	}
+	a.entries = out
+}
+
 // editACL reads d's ACL (or the one its mode means), changes it and writes it back with the mask the kernel
 // expects; with no named entry left, the ACL is removed and the group bits are the owning group's again.
 func editACL(d string, change func(*acl)) error {
@@ -199,7 +213,14 @@ func editACL(d string, change func(*acl)) error {
 		return err
 	}
 	change(a)
-	named, groupClass := false, uint16(0)
+	// The mask: the existing one (or, without one, the owning group's bits) with search added, never
+	// widened further: named entries and the group keep what they had.
+	named, mask, hadMask := false, uint16(0), false
+	for _, e := range a.entries {
+		if e.tag == aclMask {
+			mask, hadMask = e.perm, true
+		}
+	}
 	var kept []aclEntry
 	for _, e := range a.entries {
 		switch e.tag {
@@ -207,12 +228,14 @@ func editACL(d string, change func(*acl)) error {
 			continue
 		case aclUser, aclGroup:
 			named = true
-			groupClass |= e.perm
 		case aclGroupObj:
-			groupClass |= e.perm
+			if !hadMask {
+				mask = e.perm
+			}
 		}
 		kept = append(kept, e)
 	}
+	groupClass := mask | 1
 	if !named {
 		var group uint16
 		for _, e := range kept {

@@ -10,12 +10,10 @@ import (
 )
 
 // PrivateDirMode is the mode of the per-user directory that holds slimoci's work directories, and of each
-// run's directory in it: no one else may list, enter or write them. A root sandbox in a user namespace
-// (runner's checkSearchable) needs its mapped root, an unprivileged host id, to search its way to its state
-// directory under them: switching this to 0711 (search, never list or write; what the check of an existing
-// directory already accepts) allows it, at a price: any local user who knows a run's directory name, which
-// the mount table shows while its sandbox runs, may then reach the unpacked image's files (with the image's
-// modes), as podman's 0711 layer directories allow. A search ACL for the sandbox's id alone would not.
+// run's directory in it: no one else may list, enter or write them. A root sandbox in a user namespace needs
+// its mapped root, an unprivileged host id, to search its way to its state directory under them: it gets a
+// search-only ACL entry for that id alone (see grantSearch), not 0711, which would let any local user who
+// knows a run's directory name (the mount table shows it) reach the unpacked image's files.
 const PrivateDirMode = 0o700
 
 // ErrUnsafeWorkDir is a work directory slimoci will not use, since another user could change what it

@@ -57,8 +57,11 @@ const reservedThreads = 24
 // error.
 func Main() error {
 	// First: a signal from the runner that comes before a handler would kill PID 1 before it records.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, KillSignal)
+	// Every signal comes to the channel: the app (root in its namespace, with CAP_KILL) may send PID 1 any,
+	// and one the Go runtime handles by crashing (SIGABRT, SIGTRAP, a SIGSEGV sent with kill) would lose the
+	// record. Those the runner sends to stop the app are forwarded to it; the others are dropped.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs)
 	// The app runs as root in most images, as the sensor does: not dumpable, the sensor's memory, its
 	// descriptors (the record pipe, the control socket) and /proc entries are out of the app's reach, and
 	// the app gets none of its descriptors (inherited ones are not close-on-exec).
@@ -90,9 +93,10 @@ func Main() error {
 	}
 	go func() {
 		for s := range sigs {
-			if s == KillSignal {
+			switch s {
+			case KillSignal:
 				killAll()
-			} else {
+			case unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH:
 				<-started // a stop signal that comes before the app runs is for the app
 				unix.Kill(int(appPID.Load()), s.(syscall.Signal))
 			}

@@ -69,10 +69,13 @@ func (r *resolver) add(p, op string) {
 	if hasOp(ops, op) {
 		return
 	}
-	if !ok && len(r.rec.Files) >= MaxFiles+MaxFiles/4 {
+	if !ok {
 		// The derived paths get a quarter more room than the traced ones; past that the record is full.
-		r.rec.Dropped++
-		return
+		if len(r.rec.Files) >= MaxFiles+MaxFiles/4 || r.rec.pathBytes+len(p) > MaxPathBytes+MaxPathBytes/4 {
+			r.rec.Dropped++
+			return
+		}
+		r.rec.pathBytes += len(p)
 	}
 	r.rec.Files[p] = insertSorted(ops, op)
 }

@@ -35,6 +35,8 @@ type Record struct {
 	// Dropped counts the paths and execs not recorded because the record was full (see MaxFiles): a record
 	// with Dropped > 0 is incomplete.
 	Dropped int `json:"dropped,omitempty"`
+	// pathBytes counts the bytes of the recorded paths, traced and derived (bounded by MaxPathBytes).
+	pathBytes int
 }
 
 // The record's bounds: an app cannot make the sensor, or slimoci reading the record, grow without bound.
@@ -45,7 +47,7 @@ const (
 	MaxPathBytes = 32 << 20
 	// MaxExecs is the most execs recorded, and MaxArgvBytes the bytes of one exec's argv.
 	MaxExecs     = 10_000
-	MaxArgvBytes = 64 << 10
+	MaxArgvBytes = 8 << 10
 )
 
 // MaxRecordBytes bounds the JSON record the runner reads: MaxPathBytes of paths with their ops and JSON
@@ -202,8 +204,6 @@ type tracer struct {
 	live   map[int]bool
 	root   int
 	all    bool
-	// pathBytes counts the bytes of the recorded paths (bounded by MaxPathBytes).
-	pathBytes int
 	// helperExec is the helper's own exec of the app, which is the app's first record, not the helper's.
 	sawFirstExec bool
 }
@@ -329,11 +329,11 @@ func (t *tracer) file(p, op string) {
 		}
 	}
 	if !ok {
-		if len(t.rec.Files) >= MaxFiles || t.pathBytes+len(p) > MaxPathBytes {
+		if len(t.rec.Files) >= MaxFiles || t.rec.pathBytes+len(p) > MaxPathBytes {
 			t.rec.Dropped++
 			return
 		}
-		t.pathBytes += len(p)
+		t.rec.pathBytes += len(p)
 	}
 	t.rec.Files[p] = insertSorted(ops, op)
 }

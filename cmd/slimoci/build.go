@@ -110,6 +110,7 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer u.close()
+	o.workRoot = u.private
 	src, work, tree, ref := u.src, u.work, u.tree, u.src.Ref
 	// Pulling is lazy: the layers stream into the unpack, which this counts.
 	timings["unpack"] = time.Since(t0).Seconds()

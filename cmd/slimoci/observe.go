@@ -55,10 +55,12 @@ type ObserveFlags struct {
 
 // observation is one prepared run: what to start and how to exercise it.
 type observation struct {
-	spec runner.Spec
-	plan runner.Plan
-	user runner.User
-	out  *tail
+	// workRoot is the per-user work directory the sandboxes' state directories are under.
+	workRoot string
+	spec     runner.Spec
+	plan     runner.Plan
+	user     runner.User
+	out      *tail
 	// clogs is --show-clogs' writer to the terminal: the app's output with its control characters escaped.
 	clogs *termsafe.Writer
 }
@@ -241,7 +243,7 @@ func (o *observation) run(ctx context.Context, treeDir, stateDir string, g *Glob
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
 	o.plan.Signal = usr1
-	obs, err := runner.Observe(ctx, treeDir, o.spec, o.plan, &runner.Options{StateDir: stateDir, Logger: g.logger})
+	obs, err := runner.Observe(ctx, treeDir, o.spec, o.plan, &runner.Options{StateDir: stateDir, WorkRoot: o.workRoot, Logger: g.logger})
 	if o.clogs != nil {
 		o.clogs.Flush()
 	}
@@ -342,7 +344,9 @@ func writeJSON(path string, v any) error {
 type unpacked struct {
 	src  *oci.Source
 	work string
-	tree *rootfs.Tree
+	// private is the per-user directory work is in: the sandboxes' WorkRoot.
+	private string
+	tree    *rootfs.Tree
 }
 
 // close removes the work directory and closes the source.
@@ -384,13 +388,21 @@ func (g *Globals) openAndUnpack(ctx context.Context, image, statePath, workDir s
 		src.Close()
 		return nil, err
 	}
-	// The run's directory is as private as its parent: with 0711, a sandbox's root in its user namespace
-	// may search its way to its state directory.
+	// The run's directory is as private as its parent (a sandbox's root gets search only: see
+	// runner.Options.WorkRoot).
 	if err := os.Chmod(u.work, runner.PrivateDirMode); err != nil {
 		u.close()
 		return nil, err
 	}
-	if u.tree, err = rootfs.Unpack(ctx, src.Image, filepath.Join(u.work, "rootfs"), &rootfs.Options{Logger: g.logger}); err != nil {
+	u.private = private
+	// The tree in a directory of its own that only slimoci may enter: a sandbox's root may search the run's
+	// directory to reach its state directory, never the tree, whose setuid files are the image's.
+	fat := filepath.Join(u.work, "fat")
+	if err := os.Mkdir(fat, 0o700); err != nil {
+		u.close()
+		return nil, err
+	}
+	if u.tree, err = rootfs.Unpack(ctx, src.Image, filepath.Join(fat, "rootfs"), &rootfs.Options{Logger: g.logger}); err != nil {
 		u.close()
 		return nil, fmt.Errorf("unpacking %s: %w", src.Ref, err)
 	}

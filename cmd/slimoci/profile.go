@@ -40,6 +40,7 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer u.close()
+	o.workRoot = u.private
 	src, work, tree, ref := u.src, u.work, u.tree, u.src.Ref
 	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
