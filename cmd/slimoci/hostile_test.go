@@ -111,6 +111,12 @@ func TestE2EHostileApp(t *testing.T) {
 			want: "ignored its stop signal and was killed"},
 		{name: "replaces /bin/sh", args: []string{"--cmd=replace-sh", "--exec=echo hello", "--exec-timeout=2s"},
 			want: "exec /bin/sh -c echo hello: timed out after 2s (--exec-timeout)"},
+		{name: "signals PID 1", args: []string{"--cmd=signal-pid1"}, want: "http 200",
+			report: func(t *testing.T, r map[string]any) {
+				if r["record"] == nil {
+					t.Error("the sensor lost its record to the app's signals")
+				}
+			}},
 		{name: "burns the CPU", args: []string{"--cmd=cpu-burn", "--cpus=1"}, want: "http 200"},
 	}
 	for _, c := range cases {

@@ -447,6 +447,15 @@ def mode_replace_sh(args):
     serve()
 
 
+def mode_signal_pid1(args):
+    # PID 1 is slimoci's sensor: signals whose default action (or the Go runtime's handler) would end it,
+    # and with it the record. (Stop signals, SIGTERM, SIGQUIT, ..., PID 1 forwards to the app: sent from
+    # here they would only come back.)
+    for name in ("SIGABRT", "SIGTRAP", "SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGSYS", "SIGPIPE", "SIGALRM", "SIGXCPU"):
+        say("signal-pid1: kill(1, %s): %s" % (name, attempt(os.kill, 1, getattr(signal, name))))
+    serve()
+
+
 def burn():
     while True:
         pass
@@ -479,6 +488,7 @@ MODES = {
     "ignore-term": mode_ignore_term,
     "replace-sh": mode_replace_sh,
     "cpu-burn": mode_cpu_burn,
+    "signal-pid1": mode_signal_pid1,
 }
 
 if __name__ == "__main__":
