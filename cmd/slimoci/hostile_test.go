@@ -96,16 +96,16 @@ func TestE2EHostileApp(t *testing.T) {
 			}},
 		{name: "record flood", args: []string{"--cmd=record-flood", "--cmd=205000"},
 			code: 1, want: "the sensor's record is full: the app named more than 200000 distinct paths"},
-		{name: "fork bomb", args: []string{"--cmd=fork-bomb", "--pids-limit=200", "--stop-timeout=1s"},
+		{name: "fork bomb", args: []string{"--cmd=fork-bomb", "--pids-limit=200", "--stop-timeout=1s", "--continue-after=3"},
 			code: 1, want: "the app hit a sandbox limit: processes (--pids-limit 200)",
 			report: func(t *testing.T, r map[string]any) {
 				if r["record"] == nil || len(r["limitsHit"].([]any)) == 0 {
 					t.Errorf("the report lacks the record or the limit: %v", r["limitsHit"])
 				}
 			}},
-		{name: "memory hog", args: []string{"--cmd=memory-hog", "--memory=256m"},
+		{name: "memory hog", args: []string{"--cmd=memory-hog", "--memory=256m", "--continue-after=3"},
 			code: 1, want: "the app hit a sandbox limit: memory (--memory 256MiB)"},
-		{name: "disk fill", args: []string{"--cmd=disk-fill", "--writable-size=64m"},
+		{name: "disk fill", args: []string{"--cmd=disk-fill", "--writable-size=64m", "--continue-after=3"},
 			code: 1, want: "writable layer (--writable-size 64MiB): full"},
 		{name: "ignores SIGTERM, leaves a daemon", args: []string{"--cmd=ignore-term", "--stop-timeout=1s"},
 			want: "ignored its stop signal and was killed"},
