@@ -2,9 +2,8 @@ package oci
 
 import (
 	"errors"
-	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/slimoci/slimoci/internal/sizelimit"
 )
 
 // Sentinel errors, wrapped with the input they concern; match them with errors.Is.
@@ -27,36 +26,8 @@ var (
 	ErrNotFound = errors.New("image not found")
 	// ErrTooLarge is a manifest, index or config larger than slimoci reads into memory; the error is a
 	// *LimitError.
-	ErrTooLarge = errors.New("over the size limit")
+	ErrTooLarge = sizelimit.ErrTooLarge
 )
 
-// LimitError is what ErrTooLarge carries: how large the blob is, and the limit it is over.
-type LimitError struct {
-	// Size is what the blob is or claims to be; -1 when only "more than Limit" is known (a response with no
-	// length that did not end).
-	Size, Limit int64
-}
-
-func (e *LimitError) Error() string {
-	if e.Size < 0 {
-		return fmt.Sprintf("more than the %s limit", byteSize(e.Limit))
-	}
-	return fmt.Sprintf("%s is over the %s limit", byteSize(e.Size), byteSize(e.Limit))
-}
-
-// Is makes a *LimitError match ErrTooLarge.
-func (e *LimitError) Is(target error) bool { return target == ErrTooLarge }
-
-// byteSize writes n for people: "4 MiB", "9.5 MiB", "300 bytes".
-func byteSize(n int64) string {
-	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	f, u := float64(n), 0
-	for f >= 1024 && u < len(units)-1 {
-		f, u = f/1024, u+1
-	}
-	if u == 0 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	s := strconv.FormatFloat(f, 'f', 1, 64)
-	return strings.TrimSuffix(s, ".0") + " " + units[u]
-}
+// LimitError is what ErrTooLarge carries: how large the thing is, and the limit it is over.
+type LimitError = sizelimit.Error

@@ -2,9 +2,8 @@ package rootfs
 
 import (
 	"errors"
-	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/slimoci/slimoci/internal/sizelimit"
 )
 
 var (
@@ -19,7 +18,7 @@ var (
 	ErrNotRegular = errors.New("not a regular file")
 	// ErrTooLarge is a file of the tree, or a part of one, over the size slimoci reads of it; the error is a
 	// *LimitError.
-	ErrTooLarge = errors.New("over the size limit")
+	ErrTooLarge = sizelimit.ErrTooLarge
 	// ErrELF is an ELF file slimoci cannot read within its bounds: malformed, or larger than ld.so's needs.
 	ErrELF = errors.New("invalid ELF file")
 	// ErrLDCache is an /etc/ld.so.cache slimoci cannot read within its bounds.
@@ -27,32 +26,4 @@ var (
 )
 
 // LimitError is what ErrTooLarge carries: how large the thing is, and the limit it is over.
-type LimitError struct {
-	// Size is what the thing is or claims to be; -1 when only "more than Limit" is known (it grew as it was
-	// read).
-	Size, Limit int64
-}
-
-func (e *LimitError) Error() string {
-	if e.Size < 0 {
-		return fmt.Sprintf("more than the %s limit", byteSize(e.Limit))
-	}
-	return fmt.Sprintf("%s is over the %s limit", byteSize(e.Size), byteSize(e.Limit))
-}
-
-// Is makes a *LimitError match ErrTooLarge.
-func (e *LimitError) Is(target error) bool { return target == ErrTooLarge }
-
-// byteSize writes n for people: "4 MiB", "9.5 MiB", "300 bytes".
-func byteSize(n int64) string {
-	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	f, u := float64(n), 0
-	for f >= 1024 && u < len(units)-1 {
-		f, u = f/1024, u+1
-	}
-	if u == 0 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	s := strconv.FormatFloat(f, 'f', 1, 64)
-	return strings.TrimSuffix(s, ".0") + " " + units[u]
-}
+type LimitError = sizelimit.Error
