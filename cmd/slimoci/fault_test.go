@@ -55,28 +55,9 @@ func TestE2EProfileFaults(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			state := filepath.Join(t.TempDir(), "state")
-			args := append([]string{"profile", "--sensor", sensorBin, "--state-path", state}, c.args...)
-			out, errs, code := slimoci(t, append(args, image)...)
-			if code != c.code {
-				t.Fatalf("exit %d, want %d: %s %s", code, c.code, out, errs)
-			}
-			if c.code != 0 && (strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, c.want)) {
-				t.Errorf("stderr %q: want one line with %q", errs, c.want)
-			}
-			if c.code == 0 && !strings.Contains(out, c.want) {
-				t.Errorf("stdout %q: want %q", out, c.want)
-			}
+			state := profileCase(t, sensorBin, image, c.args, c.code, c.want)
 			if c.check != nil {
-				var report map[string]any
-				b, err := os.ReadFile(filepath.Join(state, "report.json"))
-				if err == nil {
-					err = json.Unmarshal(b, &report)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.check(t, report)
+				c.check(t, readReport(t, state))
 			}
 			noLeftovers(t, state)
 		})
@@ -134,6 +115,40 @@ func TestE2EProfileKilled(t *testing.T) {
 	if l := testbed.LeftoversSince(nil, "", ""); len(l) > 0 {
 		t.Errorf("left behind after the clean-up: %v", l)
 	}
+}
+
+// profileCase runs slimoci profile with args on image and checks its exit code and its one-line error
+// (code != 0) or its output (code 0) for want; it returns the state path.
+func profileCase(t *testing.T, sensorBin, image string, args []string, code int, want string) string {
+	t.Helper()
+	state := filepath.Join(t.TempDir(), "state")
+	start := time.Now()
+	out, errs, got := slimoci(t, append(append([]string{"profile", "--sensor", sensorBin, "--state-path", state}, args...), image)...)
+	t.Logf("profile %v in %.1fs", args, time.Since(start).Seconds())
+	if got != code {
+		t.Fatalf("exit %d, want %d: %s %s", got, code, out, errs)
+	}
+	if code != 0 && (strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, want)) {
+		t.Errorf("stderr %q: want one line with %q", errs, want)
+	}
+	if code == 0 && !strings.Contains(out, want) {
+		t.Errorf("stdout %q: want %q", out, want)
+	}
+	return state
+}
+
+// readReport reads the report.json profile wrote to state.
+func readReport(t *testing.T, state string) map[string]any {
+	t.Helper()
+	var r map[string]any
+	b, err := os.ReadFile(filepath.Join(state, "report.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	return r
 }
 
 // noLeftovers checks that nothing of a finished profile remains but its artifacts.

@@ -7,7 +7,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,29 +121,9 @@ func TestE2EHostileApp(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := testbed.Snapshot()
-			state := filepath.Join(t.TempDir(), "state")
-			start := time.Now()
-			out, errs, code := slimoci(t, append(append([]string{"profile", "--sensor", sensorBin, "--state-path", state}, c.args...), image)...)
-			t.Logf("%s in %.1fs", c.name, time.Since(start).Seconds())
-			if code != c.code {
-				t.Fatalf("exit %d, want %d: %s %s", code, c.code, out, errs)
-			}
-			if c.code != 0 && (strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, c.want)) {
-				t.Errorf("stderr %q: want one line with %q", errs, c.want)
-			}
-			if c.code == 0 && !strings.Contains(out, c.want) {
-				t.Errorf("stdout %q: want %q", out, c.want)
-			}
+			state := profileCase(t, sensorBin, image, c.args, c.code, c.want)
 			if c.report != nil {
-				var r map[string]any
-				b, err := os.ReadFile(filepath.Join(state, "report.json"))
-				if err == nil {
-					err = json.Unmarshal(b, &r)
-				}
-				if err != nil {
-					t.Fatalf("report: %v", err)
-				}
-				c.report(t, r)
+				c.report(t, readReport(t, state))
 			}
 			unchanged(t, vdir, vprint)
 			if l := testbed.LeftoversSince(before, "", ""); len(l) > 0 {
