@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // confineProbe prints, from inside the sandbox, the user namespace's mapping and what the kernel answers to
@@ -34,6 +36,19 @@ try:
     print("write", "ok")
 except OSError as e:
     print("write", errno.errorcode.get(e.errno, "?"))
+# The host's disk, as a device node made inside: refused (mknod in the user namespace, or the devices cgroup).
+import stat
+major, minor = (int(x) for x in sys.argv[1].split(":"))
+try:
+    os.mknod("/tmp/disk", 0o600 | stat.S_IFBLK, os.makedev(major, minor))
+    print("mknod", "ok")
+except OSError as e:
+    print("mknod", errno.errorcode.get(e.errno, "?"))
+try:
+    open("/tmp/disk", "rb").read(1)
+    print("disk", "READ")
+except OSError as e:
+    print("disk", errno.errorcode.get(e.errno, "?"))
 print("done", flush=True)
 time.sleep(60)
 `
@@ -45,7 +60,7 @@ func TestE2ESandboxConfinesTheApp(t *testing.T) {
 	sensorBin := buildSensor(t)
 	run := func(t *testing.T, spec Spec) (map[string]string, []int) {
 		var out syncBuffer
-		spec.Args = []string{"python3", "-c", confineProbe}
+		spec.Args = []string{"python3", "-c", confineProbe, hostDisk(t)}
 		spec.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
 		spec.Stdout, spec.Stderr, spec.Sensor = &out, &out, sensorBin
 		tmp := t.TempDir()
@@ -86,6 +101,9 @@ func TestE2ESandboxConfinesTheApp(t *testing.T) {
 		if got["owner"] != "0:0" || got["write"] != "ok" {
 			t.Errorf("inside the user namespace: /usr/bin/python3.11 owned by %s, writing /tmp: %s", got["owner"], got["write"])
 		}
+		if got["mknod"] != "EPERM" || got["disk"] == "READ" {
+			t.Errorf("the host's disk as a device node: mknod %s, read %s", got["mknod"], got["disk"])
+		}
 		m := strings.Fields(got["uid_map"])
 		if len(m) != 3 || m[0] != "0" || m[1] == "0" {
 			t.Errorf("uid_map %q: want 0 mapped to an unprivileged host id", got["uid_map"])
@@ -105,6 +123,9 @@ func TestE2ESandboxConfinesTheApp(t *testing.T) {
 		if got["keyctl"] == "EPERM" || got["io_uring_setup"] != "ENOSYS" {
 			t.Errorf("unconfined: keyctl %s (want the kernel's own answer), io_uring_setup %s (the sensor's filter stays)", got["keyctl"], got["io_uring_setup"])
 		}
+		if got["disk"] == "READ" {
+			t.Errorf("--userns=host: the app read the host's disk through a device node (mknod %s)", got["mknod"])
+		}
 		if got["uid_map"] != "0 0 4294967295" {
 			t.Errorf("--userns=host: uid_map %q", got["uid_map"])
 		}
@@ -114,6 +135,17 @@ func TestE2ESandboxConfinesTheApp(t *testing.T) {
 			}
 		}
 	})
+}
+
+// hostDisk is "MAJOR:MINOR" of the block device the host's root filesystem is on (what an app that could
+// read it would read the host with).
+func hostDisk(t *testing.T) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
 }
 
 // hostUIDs lists the real uid, as the host sees it, of pid and all its descendants.

@@ -61,20 +61,17 @@ func (l Limits) fill() Limits {
 	return l
 }
 
-// resources are the cgroup limits (root).
-func (l Limits) resources() *specs.LinuxResources {
+// apply sets the cgroup limits (root) in r.
+func (l Limits) apply(r *specs.LinuxResources) {
 	mem, pids := l.Memory, l.Pids
 	// Swap counts with memory: the app gets no more than Memory in all.
-	r := &specs.LinuxResources{
-		Memory: &specs.LinuxMemory{Limit: &mem, Swap: &mem},
-		Pids:   &specs.LinuxPids{Limit: &pids},
-	}
+	r.Memory = &specs.LinuxMemory{Limit: &mem, Swap: &mem}
+	r.Pids = &specs.LinuxPids{Limit: &pids}
 	if l.CPUs > 0 {
 		period := uint64(100000)
 		quota := int64(l.CPUs * float64(period))
 		r.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
 	}
-	return r
 }
 
 // rlimits are every sandbox's open-files limit (docker's 1048576, or slimoci's own hard limit when lower:

@@ -65,7 +65,7 @@ type Spec struct {
 	// AllSyscalls makes the sensor learn every syscall the app makes (for a seccomp profile), not only the
 	// path syscalls.
 	AllSyscalls bool
-	// Limits bound what the app may use; the zero value gets DefaultLimits.
+	// Limits bound what the app may use; zero fields get the defaults (see Limits).
 	Limits Limits
 	// SeccompUnconfined runs the app without the default seccomp profile (podman's --security-opt
 	// seccomp=unconfined); the sensor's own filter stays.
@@ -380,8 +380,12 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 	}
 	// Relative: nested under slimoci's own cgroup, within its limits. Rootless, there is no cgroup to make.
 	rs.Linux.CgroupsPath = "slimoci/" + s.id
-	// Limits (docker's flags): as root through the cgroup, rootless through rlimits (see rlimits).
-	rs.Linux.Resources = s.limits.resources()
+	// Limits (docker's flags): as root through the cgroup, rootless through rlimits (see rlimits). The
+	// example's device rules (deny all but the runtime's devices) stay.
+	if rs.Linux.Resources == nil {
+		rs.Linux.Resources = &specs.LinuxResources{}
+	}
+	s.limits.apply(rs.Linux.Resources)
 	if s.rootless {
 		specconv.ToRootless(rs) // a user namespace mapping the caller to root; /sys bound, not mounted
 		rs.Linux.CgroupsPath = ""
