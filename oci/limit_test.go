@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimoci/slimoci/internal/testbed"
 )
 
 // A source serving manifests, indexes or configs of any size gets a one-line error naming the blob and the
@@ -37,21 +37,11 @@ func (z *zeros) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// allocated returns the bytes fn allocates, whatever goroutine allocates them.
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // openWithin opens ref, failing the test if it takes more than 20 s or allocates more than 64 MiB.
 func openWithin(t *testing.T, ref Reference) error {
 	t.Helper()
 	done := make(chan error, 1)
-	n := allocated(func() {
+	n := testbed.Allocated(func() {
 		go func() {
 			src, err := Open(context.Background(), ref, fast)
 			if err == nil {

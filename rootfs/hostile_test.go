@@ -10,12 +10,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slimoci/slimoci/internal/testbed"
 )
 
 // The image is hostile: whatever it puts where slimoci reads a file, reading never blocks, never reads a
@@ -317,16 +318,6 @@ func craftedELF(t *testing.T, p string, size int64, progs []elf.Prog64, shnum ui
 	sparse(t, p, buf.Bytes(), size)
 }
 
-// allocated returns the bytes fn allocates.
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // ELF files that claim a million section headers or a 256 MiB dynamic segment, in sparse files: debug/elf
 // reads what they claim (section headers, .dynamic) into memory; the closure reads a bounded part of them.
 func TestClosureCraftedELF(t *testing.T) {
@@ -357,7 +348,7 @@ func TestClosureCraftedELF(t *testing.T) {
 			tree := treeOf(t, root)
 			var c *Closure
 			var err error
-			n := allocated(func() {
+			n := testbed.Allocated(func() {
 				within(t, 20*time.Second, "ComputeClosure", func() error {
 					c, err = tree.ComputeClosure(ClosureOptions{Observed: map[string][]string{"/usr/bin/app": {"exec"}}})
 					return err

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/slimoci/slimoci/internal/testbed"
 )
 
 // ldCache builds a glibc-ld.so.cache1.1 cache: a string table strs, then entries naming offsets into it
@@ -53,7 +55,7 @@ func TestParseLDCacheBounded(t *testing.T) {
 			cache := ldCache(strs, entries)
 			var m map[string][]string
 			var err error
-			got := allocated(func() { m, err = ParseLDCache(cache) })
+			got := testbed.Allocated(func() { m, err = ParseLDCache(cache) })
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -128,3 +128,14 @@ func InMountNamespace(f func() error) error {
 	}()
 	return <-errc
 }
+
+// Allocated returns the bytes fn allocates, whatever goroutine allocates them: what a test of a bounded
+// reader asserts on.
+func Allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
