@@ -111,8 +111,8 @@ func TestE2EProfileKilled(t *testing.T) {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
 	noLeftovers(t, state)
-	// Absolute: what any killed run left, before this test too, is the clean-up's to remove.
-	if l := testbed.LeftoversSince(nil, "", ""); len(l) > 0 {
+	// Absolute: what any killed run of root's left, before this test too, is the clean-up's to remove.
+	if l := leftoversOf(0); len(l) > 0 {
 		t.Errorf("left behind after the clean-up: %v", l)
 	}
 }

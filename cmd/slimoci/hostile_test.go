@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,8 +194,8 @@ func TestE2EHostileKilled(t *testing.T) {
 	if out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, image); code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
-	// Absolute: whatever any killed run left, before this test too, is the clean-up's to remove.
-	if l := testbed.LeftoversSince(nil, "", ""); len(l) > 0 {
+	// Absolute: whatever any killed run of root's left, before this test too, is the clean-up's to remove.
+	if l := leftoversOf(0); len(l) > 0 {
 		t.Errorf("left behind after the clean-up: %v", l)
 	}
 }
@@ -306,5 +307,30 @@ func TestE2EHostileRootless(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		// The user's next run removes what the killed one left.
+		cmd, home := rootlessCLI(t, sensorBin, "profile", "--state-path", "state", image)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil || !strings.Contains(errb.String(), "removed the work directory of a slimoci that was killed") {
+			t.Fatalf("the next run: %v: %s %s", err, out.String(), errb.String())
+		}
+		if l := leftoversOf(nobody); len(l) > 0 {
+			t.Errorf("left behind after the clean-up: %v", l)
+		}
+		rootlessLeftovers(t, home)
 	})
+}
+
+// leftoversOf is every leftover on the machine (before this test binary too) but other users' work
+// directories: what uid's clean-up must have removed.
+func leftoversOf(uid int) []string {
+	var out []string
+	own := fmt.Sprintf("/slimoci-%d/", uid)
+	for _, l := range testbed.LeftoversSince(nil, "", "") {
+		if strings.Contains(l, "/dev/shm/slimoci-") && !strings.Contains(l, own) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
