@@ -121,7 +121,7 @@ func grantSearch(dir, root string, uid uint32) (undo func(), err error) {
 		ours := root == "" && d == dir || root != "" && (d == root || strings.HasPrefix(d, root+"/"))
 		if st.Mode&0o001 == 0 {
 			if !ours || int(st.Uid) != os.Geteuid() {
-				return undo, fmt.Errorf("%w: %s (mode %04o, uid %d) may not be searched by the sandbox's root, an unprivileged host id in its user namespace (give it o+x, or --userns=host)", ErrUnsearchable, d, st.Mode&0o7777, st.Uid)
+				return undo, fmt.Errorf("%w: %s (mode %04o, uid %d) may not be searched by the sandbox's root, an unprivileged host id in its user namespace (give it o+x, pick a --work-dir others may search, such as /var/tmp, or --userns=host)", ErrUnsearchable, d, st.Mode&0o7777, st.Uid)
 			}
 			if err := editACL(d, func(a *acl) { a.add(uid) }); err != nil {
 				return undo, fmt.Errorf("%w: granting the sandbox's root search on %s: %v (--userns=host runs without a user namespace)", ErrUnsearchable, d, err)
