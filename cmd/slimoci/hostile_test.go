@@ -161,32 +161,7 @@ func TestE2EHostileKilled(t *testing.T) {
 			args := append([]string{"profile", "--sensor", sensorBin, "--state-path", state, "--continue-after=600", "--stop-timeout=60s"}, p.args...)
 			cmd := exec.Command(os.Args[0], append(args, image)...)
 			cmd.Env = append(os.Environ(), "SLIMOCI_TEST_AS_CLI=1")
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			if p.wait > 0 {
-				time.Sleep(p.wait)
-			} else {
-				deadline := time.Now().Add(30 * time.Second)
-				for len(attackProcesses()) < p.procs {
-					if time.Now().After(deadline) {
-						cmd.Process.Kill()
-						cmd.Wait()
-						t.Fatal("the sandbox did not start")
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-				time.Sleep(300 * time.Millisecond) // into the probes, or the exec probe
-			}
-			cmd.Process.Kill()
-			cmd.Wait()
-			deadline := time.Now().Add(10 * time.Second)
-			for len(testbed.SensorProcesses())+len(attackProcesses()) > 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("the sandbox outlived slimoci: %v %v", testbed.SensorProcesses(), attackProcesses())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			killWhenRunning(t, cmd, p.wait, p.procs)
 		})
 	}
 	// The next run removes every killed run's work directory, mount and cgroup, then does its own work.
@@ -286,27 +261,7 @@ func TestE2EHostileRootless(t *testing.T) {
 	}
 	t.Run("killed", func(t *testing.T) {
 		cmd, _ := rootlessCLI(t, sensorBin, "profile", "--state-path", "state", "--continue-after=600", "--cmd=ignore-term", image)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for len(attackProcesses()) < 2 {
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatal("the sandbox did not start")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-		deadline = time.Now().Add(10 * time.Second)
-		for len(testbed.SensorProcesses())+len(attackProcesses()) > 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("the rootless sandbox outlived slimoci: %v %v", testbed.SensorProcesses(), attackProcesses())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		killWhenRunning(t, cmd, 0, 2)
 		// The user's next run removes what the killed one left.
 		cmd, home := rootlessCLI(t, sensorBin, "profile", "--state-path", "state", image)
 		var out, errb bytes.Buffer
@@ -319,6 +274,38 @@ func TestE2EHostileRootless(t *testing.T) {
 		}
 		rootlessLeftovers(t, home)
 	})
+}
+
+// killWhenRunning starts slimoci (cmd), kills it with SIGKILL after wait, or (wait 0) once procs processes
+// of the hostile app run and a moment more, and checks that no process of its sandbox outlives it.
+func killWhenRunning(t *testing.T, cmd *exec.Cmd, wait time.Duration, procs int) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if wait > 0 {
+		time.Sleep(wait)
+	} else {
+		deadline := time.Now().Add(30 * time.Second)
+		for len(attackProcesses()) < procs {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatal("the sandbox did not start")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // into the probes, or the exec probe
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(testbed.SensorProcesses())+len(attackProcesses()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sandbox outlived slimoci: %v %v", testbed.SensorProcesses(), attackProcesses())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // leftoversOf is every leftover on the machine (before this test binary too) but other users' work
