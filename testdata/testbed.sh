@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # testbed.sh builds slimoci's real test bed from Debian packages: a bookworm base made with mmdebstrap from the
-# host's own apt sources, four sample apps built by podman (node, python, ruby, java), a fixture image with
-# tricky layers (layers) and two hostile images built on the python sample (hostile, hostile-content), each
-# exported as an OCI layout, a docker-archive and an OCI archive. Idempotent: every step is skipped when its
+# host's own apt sources, four sample apps built by podman (node, python, ruby, java), more apps that are not
+# benchmarked (web), a fixture image with tricky layers (layers) and two hostile images built on the python
+# sample (hostile, hostile-content), each exported as an OCI layout, a docker-archive and an OCI archive. Idempotent: every step is skipped when its
 # inputs are unchanged.
 #
 #   testdata/testbed.sh deps     install the Debian packages the test bed and the e2e tests need (root)
@@ -16,6 +16,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${SLIMOCI_TESTBED:-/var/cache/slimoci-testbed}
 samples=(node python ruby java)
+# apps are sample apps for end-to-end tests that the benchmarks leave out (web: busybox httpd through a
+# symlinked document root, with a HEALTHCHECK).
+apps=(web)
 # fixtures are images for tests that are not apps.
 fixtures=(layers)
 # hostiles attack the sandbox (hostile: attack.py MODE) or whoever reads the image (hostile-content); both are
@@ -121,17 +124,26 @@ sample() {
 	fi
 	# hostile-content's build makes a device node (podman's default capabilities may lack CAP_MKNOD).
 	if [ "$s" = hostile-content ]; then flags+=(--cap-add MKNOD); fi
+	# HEALTHCHECK exists only in Docker's image format: `podman build --format oci` drops it, and so does a
+	# plain skopeo copy to an OCI layout (it converts the config). Such a sample is built as Docker and its
+	# layout keeps a Docker schema 2 manifest and config (skopeo --format v2s2); the docker-archive keeps it
+	# too, the OCI archive does not. skopeo 1.9 cannot read a Docker manifest back out of an OCI layout ("no
+	# descriptor found"), so such a sample's archives are copied from podman's storage.
+	local format=oci copyflags=() from_src="oci:$cache/oci/$s:latest"
+	if grep -q '^HEALTHCHECK' "$here/samples/$s/Containerfile"; then
+		format=docker copyflags=(--format v2s2) from_src="containers-storage:localhost/slimoci/$s:latest"
+	fi
 	log "building sample $s"
 	rm -f "$stamp"
-	podman build --quiet --layers --format oci --network host "${flags[@]}" \
+	podman build --quiet --layers --format "$format" --network host "${flags[@]}" \
 		-v "$src:/etc/apt/sources.list.d/host.${src##*.}:ro" \
 		-t "localhost/slimoci/$s:latest" "$here/samples/$s" >/dev/null
 	log "exporting sample $s"
 	mkdir -p "$cache/oci" "$cache/archives"
 	rm -rf "$cache/oci/$s" "$cache/archives/$s.docker.tar" "$cache/archives/$s.oci.tar"
-	skopeo copy --quiet "containers-storage:localhost/slimoci/$s:latest" "oci:$cache/oci/$s:latest"
-	skopeo copy --quiet "oci:$cache/oci/$s:latest" "docker-archive:$cache/archives/$s.docker.tar:localhost/slimoci/$s:latest"
-	skopeo copy --quiet "oci:$cache/oci/$s:latest" "oci-archive:$cache/archives/$s.oci.tar:latest"
+	skopeo copy --quiet "${copyflags[@]}" "containers-storage:localhost/slimoci/$s:latest" "oci:$cache/oci/$s:latest"
+	skopeo copy --quiet "$from_src" "docker-archive:$cache/archives/$s.docker.tar:localhost/slimoci/$s:latest"
+	skopeo copy --quiet "$from_src" "oci-archive:$cache/archives/$s.oci.tar:latest"
 	echo "$want" >"$stamp"
 }
 
@@ -147,7 +159,7 @@ build)
 	deps
 	podman_conf
 	base
-	for s in "${samples[@]}" "${fixtures[@]}" "${hostiles[@]}"; do sample "$s"; done
+	for s in "${samples[@]}" "${apps[@]}" "${fixtures[@]}" "${hostiles[@]}"; do sample "$s"; done
 	log "ready in $cache"
 	;;
 env) envvars ;;
