@@ -98,6 +98,11 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 		if kernelPath(p) {
 			continue
 		}
+		if removedOnly(ops) {
+			// What the app only removed is not baked in; the directory it was in is.
+			c.nearest(p)
+			continue
+		}
 		why := ReasonObserved + ":" + strings.Join(ops, ",")
 		if !c.keep(p, why, false) {
 			c.nearest(p)
@@ -157,6 +162,24 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 		return nil, c.err
 	}
 	return c.out, nil
+}
+
+// removedOnly says the app did nothing with a path but remove it (unlink, rmdir; "missing" is what the
+// sensor found after). Every other op keeps a path the image has: created over (mkdir, bind, rename-to on a
+// name that exists fails or replaces there as in the image), entered, watched, changed (chmod, truncate) or
+// read; and a path the image lacks keeps the directory it would be in (nearest), with its owner and mode.
+func removedOnly(ops []string) bool {
+	removed := false
+	for _, op := range ops {
+		switch op {
+		case "unlink", "rmdir":
+			removed = true
+		case "missing":
+		default:
+			return false
+		}
+	}
+	return removed
 }
 
 func kernelPath(p string) bool {

@@ -106,7 +106,8 @@ func TestClosure(t *testing.T) {
 	write := func(p, body string) { os.WriteFile(filepath.Join(src, p), []byte(body), 0o644) }
 	for _, d := range []string{"usr/lib/x86_64-linux-gnu", "lib64", "usr/bin", "etc/alternatives", "opt/app/bin", "opt/app/lib",
 		"opt/cached", "opt/data", "etc/ssl/certs", "usr/share/ca-certificates/mozilla", "usr/lib/python3/dist-packages/yaml/__pycache__",
-		"usr/lib/python3/dist-packages/PyYAML-6.0.dist-info", "usr/lib/python3/dist-packages/other-1.0.dist-info", "var/unused"} {
+		"usr/lib/python3/dist-packages/PyYAML-6.0.dist-info", "usr/lib/python3/dist-packages/other-1.0.dist-info", "var/unused",
+		"srv", "opt/www", "var/spool/app"} {
 		mk(d, 0o755)
 	}
 	mk("tmp", 0o1777)
@@ -148,6 +149,9 @@ func TestClosure(t *testing.T) {
 	write("opt/data/a.txt", "a")
 	write("opt/data/b.bin", "b")
 	write("var/unused/big", strings.Repeat("x", 1000))
+	write("opt/www/index.html", "<p>")
+	ln("../opt/www", "srv/www")
+	write("var/spool/app/stale.pid", "1")
 	run(t, src, "ldconfig", "-r", src)
 
 	tree, err := Unpack(context.Background(), imageOf(t, tarDir(t, src)), filepath.Join(t.TempDir(), "rootfs"), nil)
@@ -160,6 +164,8 @@ func TestClosure(t *testing.T) {
 			"/opt/app/bin/app-hard": {"stat"},
 			"/usr/lib/python3/dist-packages/yaml/__pycache__/__init__.cpython-311.pyc": {"open"},
 			"/tmp/made-by-the-app": {"missing", "open"}, "/proc/self/maps": {"open"},
+			// A document root entered through a symlink; a file the app only removed.
+			"/srv/www": {"chdir", "link"}, "/var/spool/app/stale.pid": {"missing", "unlink"},
 		},
 		Certs: true, IncludeShell: true, Include: []string{"/opt/data/*.txt"}, Exclude: []string{"/opt/app/lib/libdep.so"}, Workdir: "/opt/app",
 	})
@@ -185,13 +191,17 @@ func TestClosure(t *testing.T) {
 		"/usr/share/ca-certificates/mozilla/ca.crt": "link-target:/etc/ssl/certs/ca.pem",
 		"/opt/data/a.txt":                           "included:/opt/data/*.txt",
 		"/tmp":                                      "near-missing:/tmp/made-by-the-app",
+		"/srv/www":                                  "observed:chdir,link",
+		"/opt/www":                                  "link-target:/srv/www",
+		"/var/spool/app":                            "near-missing:/var/spool/app/stale.pid",
 	} {
 		if !slices.Contains(c.Keep[p], reason) {
 			t.Errorf("%s kept for %v, want %q", p, c.Keep[p], reason)
 		}
 	}
 	for _, p := range []string{"/opt/data/b.bin", "/var/unused", "/var/unused/big", "/usr/lib/python3/dist-packages/yaml/unused.py",
-		"/usr/lib/python3/dist-packages/other-1.0.dist-info", "/opt/app/lib/libdep.so", "/proc", "/opt/app/bin"} {
+		"/usr/lib/python3/dist-packages/other-1.0.dist-info", "/opt/app/lib/libdep.so", "/proc", "/opt/app/bin",
+		"/opt/www/index.html", "/var/spool/app/stale.pid"} {
 		if _, ok := c.Keep[p]; ok != (p == "/opt/app/bin") {
 			t.Errorf("%s kept: %v", p, c.Keep[p])
 		}
