@@ -25,22 +25,34 @@ fixtures=(layers)
 # built FROM localhost/slimoci/python, so they come after it.
 hostiles=(hostile hostile-content)
 packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev)
+# bare_packages are installed without their recommends (linux-source's are a kernel build's toolchain):
+# linux-source-6.12 is the kernel source the sensor's syscall tables are generated from, which
+# sensor/pathcalls_test.go checks them against.
+bare_packages=(linux-source-6.12)
 
 # base_recipe changes whenever the way the base is made changes; with the apt sources, it keys the base's cache.
 base_recipe="mmdebstrap minbase bookworm, no apt sources kept, v1"
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
-deps() {
-	local missing=()
-	for p in "${packages[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+# not_installed prints those of the named packages that are not installed, one a line.
+not_installed() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
 	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$(id -u)" -eq 0 ] || { log "missing packages ${missing[*]}: run as root"; exit 1; }
-	log "installing ${missing[*]}"
+}
+
+deps() {
+	local missing bare
+	mapfile -t missing < <(not_installed "${packages[@]}")
+	mapfile -t bare < <(not_installed "${bare_packages[@]}")
+	[ ${#missing[@]} -eq 0 ] && [ ${#bare[@]} -eq 0 ] && return 0
+	[ "$(id -u)" -eq 0 ] || { log "missing packages ${missing[*]} ${bare[*]}: run as root"; exit 1; }
+	log "installing ${missing[*]} ${bare[*]}"
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	[ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	[ ${#bare[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
 }
 
 # podman needs limits at or under this shell's hard limits, cgroupfs and runc on this kind of machine. The
