@@ -46,6 +46,7 @@ func TestE2EObserveRootless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pathCalls := buildPathCalls(t, dir)
 	self := filepath.Join(dir, "runner.test")
 	in, _ := os.Open(os.Args[0])
 	out, _ := os.OpenFile(self, os.O_CREATE|os.O_WRONLY, 0o755)
@@ -57,6 +58,7 @@ func TestE2EObserveRootless(t *testing.T) {
 	os.Chown(work, 65534, 65534)
 	cmd := exec.Command(self, "-test.run", "^TestE2EObserveRootless$", "-test.v", "-test.count=1")
 	cmd.Env = []string{"SLIMOCI_ROOTLESS_CHILD=1", "SLIMOCI_TESTBED=" + bed.Dir, "SLIMOCI_SENSOR=" + sensorBin, "SLIMOCI_WORK=" + work,
+		"SLIMOCI_PATHCALLS=" + pathCalls,
 		"HOME=" + work, "TMPDIR=" + work, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	b, err := cmd.CombinedOutput()
@@ -122,4 +124,8 @@ func rootlessChild(t *testing.T) {
 	if l := leftovers(t, state, ""); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
 	}
+	// The sensor sees every path syscall rootless too.
+	pc := filepath.Join(work, "pathcalls")
+	checkPathCalls(t, pathCallsTree(t, pc, os.Getenv("SLIMOCI_PATHCALLS")), os.Getenv("SLIMOCI_SENSOR"), &Options{StateDir: filepath.Join(pc, "sandbox")}, false)
+	os.RemoveAll(pc)
 }

@@ -3,29 +3,11 @@ package sensor
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// pathSyscalls are the syscalls whose path arguments the sensor records: opened, executed, stat'ed, read as
-// links and looked up. Arg is the index of the path argument, Dirfd the index of its directory (-1: cwd).
-var pathSyscalls = map[uint32]struct{ Arg, Dirfd int }{
-	unix.SYS_OPEN:       {0, -1},
-	unix.SYS_OPENAT:     {1, 0},
-	unix.SYS_OPENAT2:    {1, 0},
-	unix.SYS_STAT:       {0, -1},
-	unix.SYS_LSTAT:      {0, -1},
-	unix.SYS_NEWFSTATAT: {1, 0},
-	unix.SYS_STATX:      {1, 0},
-	unix.SYS_ACCESS:     {0, -1},
-	unix.SYS_FACCESSAT:  {1, 0},
-	unix.SYS_FACCESSAT2: {1, 0},
-	unix.SYS_EXECVE:     {0, -1},
-	unix.SYS_EXECVEAT:   {1, 0},
-	unix.SYS_READLINK:   {0, -1},
-	unix.SYS_READLINKAT: {1, 0},
-}
 
 // seccompData offsets (struct seccomp_data).
 const (
@@ -33,42 +15,57 @@ const (
 	offArch = 4
 )
 
-const auditArchX86_64 = 0xc000003e
-
-// traceFilter is a seccomp program: RET_TRACE for the path syscalls (and, when all is set, for every syscall,
-// so the tracer learns the whole set for a seccomp profile), RET_ALLOW otherwise. A foreign architecture is
-// traced too: the tracer refuses what it cannot decode rather than miss it.
+// traceFilter is a seccomp program: RET_TRACE for the syscalls that name files (pathCallsAMD64, and
+// pathCallsI386 for a 64-bit process's int 0x80) and, when all is set, for every syscall, so the tracer
+// learns the whole set for a seccomp profile; RET_ALLOW otherwise. What the tracer could not decode is
+// refused, not let through unseen: the x32 ABI's numbers and any other architecture fail with ENOSYS, as on
+// a kernel without them. io_uring does file I/O no syscall shows: refused the same way, so that programs
+// (libuv, liburing users) fall back to the syscalls the tracer sees.
 func traceFilter(all bool) []unix.SockFilter {
-	stmt := func(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
-	jeq := func(k uint32, jt, jf uint8) unix.SockFilter {
-		return unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: k, Jt: jt, Jf: jf}
-	}
-	ret := func(k uint32) unix.SockFilter { return stmt(unix.BPF_RET|unix.BPF_K, k) }
+	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+	x86_64 := archBlock(pathCallsAMD64, unix.SYS_IO_URING_SETUP, all, true)
+	i386 := archBlock(pathCallsI386, 425, all, false) // io_uring_setup is 425 on i386 too
 	prog := []unix.SockFilter{
 		stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offArch),
-		jeq(auditArchX86_64, 1, 0),
-		ret(unix.SECCOMP_RET_TRACE),
+		jeq(auditArchX86_64, 2, 0),
+		jeq(auditArchI386, uint8(1+len(x86_64)), 0),
+		ret(enosys),
 	}
-	// io_uring does file I/O the tracer cannot see: refused as a kernel without it would, so that programs
-	// (libuv, liburing users) fall back to the syscalls it sees.
-	prog = append(prog,
-		stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offNr),
-		jeq(unix.SYS_IO_URING_SETUP, 0, 1),
-		ret(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS)),
-	)
+	prog = append(prog, x86_64...)
+	return append(prog, i386...)
+}
+
+// archBlock is the filter's part for one architecture, entered with nothing loaded: it ends in a return on
+// every path.
+func archBlock(calls map[uint32]pathCall, ioUringSetup uint32, all, x32 bool) []unix.SockFilter {
+	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+	b := []unix.SockFilter{stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offNr)}
+	if x32 {
+		b = append(b, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, K: x32SyscallBit, Jt: 0, Jf: 1}, ret(enosys))
+	}
+	b = append(b, jeq(ioUringSetup, 0, 1), ret(enosys))
 	if all {
-		return append(prog, ret(unix.SECCOMP_RET_TRACE))
+		return append(b, ret(unix.SECCOMP_RET_TRACE))
 	}
-	var nrs []uint32
-	for nr := range pathSyscalls {
+	nrs := make([]uint32, 0, len(calls))
+	for nr := range calls {
 		nrs = append(nrs, nr)
 	}
+	slices.Sort(nrs)
 	for i, nr := range nrs {
 		// Jump to the RET_TRACE at the end when equal.
-		prog = append(prog, jeq(nr, uint8(len(nrs)-i), 0))
+		b = append(b, jeq(nr, uint8(len(nrs)-i), 0))
 	}
-	return append(prog, ret(unix.SECCOMP_RET_ALLOW), ret(unix.SECCOMP_RET_TRACE))
+	return append(b, ret(unix.SECCOMP_RET_ALLOW), ret(unix.SECCOMP_RET_TRACE))
 }
+
+func stmt(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
+
+func jeq(k uint32, jt, jf uint8) unix.SockFilter {
+	return unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: k, Jt: jt, Jf: jf}
+}
+
+func ret(k uint32) unix.SockFilter { return stmt(unix.BPF_RET|unix.BPF_K, k) }
 
 // installFilter installs the program on the calling thread's process. Without CAP_SYS_ADMIN it sets
 // no_new_privs first, as the kernel requires.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"runtime"
 	"strconv"
 	"strings"
@@ -23,8 +22,9 @@ const ExecHelperArg = "__slimoci_exec"
 // Record is what the sensor saw the app and every process it started do.
 type Record struct {
 	// Files maps each path the processes named (made absolute, not resolved: a symlink is recorded under the
-	// name used) to how it was used: "open", "exec", "stat", "access", "readlink"; and the paths the sensor
-	// derived from those once the app stopped: "link", "resolved", "interp", "missing" (see complete).
+	// name used) to how it was used: the op of each syscall that named it ("open", "exec", "stat", "chdir",
+	// "mkdir", "rename", "rename-to", "unlink", "bind", ...: see pathCallsAMD64 for them all), and the paths the
+	// sensor derived from those once the app stopped: "link", "resolved", "interp", "missing" (see complete).
 	Files map[string][]string `json:"files"`
 	// Execs are the programs started, in order.
 	Execs []Exec `json:"execs"`
@@ -281,44 +281,12 @@ func (t *tracer) exec(pid int) {
 	t.rec.Execs = append(t.rec.Execs, Exec{PID: pid, PPID: t.parent[pid], Path: exe, Argv: argv})
 }
 
-var opOf = map[uint32]string{
-	unix.SYS_OPEN: "open", unix.SYS_OPENAT: "open", unix.SYS_OPENAT2: "open",
-	unix.SYS_STAT: "stat", unix.SYS_LSTAT: "stat", unix.SYS_NEWFSTATAT: "stat", unix.SYS_STATX: "stat",
-	unix.SYS_ACCESS: "access", unix.SYS_FACCESSAT: "access", unix.SYS_FACCESSAT2: "access",
-	unix.SYS_EXECVE: "exec", unix.SYS_EXECVEAT: "exec",
-	unix.SYS_READLINK: "readlink", unix.SYS_READLINKAT: "readlink",
-}
-
 func (t *tracer) syscall(pid int) {
-	var regs unix.PtraceRegs
-	if err := unix.PtraceGetRegs(pid, &regs); err != nil {
+	s, err := seccompStop(pid)
+	if err != nil {
 		return
 	}
-	nr := uint32(regs.Orig_rax)
-	if t.all {
-		t.rec.Syscalls[syscallName(nr)]++
-	}
-	spec, ok := pathSyscalls[nr]
-	if !ok {
-		return
-	}
-	args := [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}
-	p, err := readString(pid, uintptr(args[spec.Arg]))
-	if err != nil || p == "" {
-		return
-	}
-	if !path.IsAbs(p) {
-		base := fmt.Sprintf("/proc/%d/cwd", pid)
-		if spec.Dirfd >= 0 && int32(args[spec.Dirfd]) != unix.AT_FDCWD {
-			base = fmt.Sprintf("/proc/%d/fd/%d", pid, int32(args[spec.Dirfd]))
-		}
-		dir, err := os.Readlink(base)
-		if err != nil {
-			return
-		}
-		p = path.Join(dir, p)
-	}
-	t.file(path.Clean(p), opOf[nr])
+	t.onSyscall(s)
 }
 
 func (t *tracer) file(p, op string) {
@@ -361,13 +329,6 @@ func readString(pid int, addr uintptr) (string, error) {
 		addr += uintptr(got)
 	}
 	return string(out), nil
-}
-
-func syscallName(nr uint32) string {
-	if name, ok := syscallNames[nr]; ok {
-		return name
-	}
-	return "syscall_" + strconv.Itoa(int(nr))
 }
 
 // cpuList renders a CPU set as "0,1,3" for the helper.

@@ -22,8 +22,12 @@ func TestTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
+	os.Mkdir(dir+"/real", 0o755)
+	os.Symlink("real", dir+"/link")
 	for _, all := range []bool{false, true} {
-		rec, err := Trace([]string{"sh", "-c", "cat /etc/hostname >/dev/null; ls /nonexistent-slimoci 2>/dev/null; cd /etc && cat ./os-release >/dev/null; exit 7"},
+		rec, err := Trace([]string{"sh", "-c", "cat /etc/hostname >/dev/null; ls /nonexistent-slimoci 2>/dev/null; cd /etc && cat ./os-release >/dev/null; " +
+			"cd " + dir + "/link && mkdir made && rmdir made; cd /nowhere-slimoci 2>/dev/null; exit 7"},
 			TraceOptions{Helper: self, AllSyscalls: all, Env: []string{"PATH=/usr/bin:/bin"}})
 		if err != nil {
 			t.Fatal(err)
@@ -31,11 +35,17 @@ func TestTrace(t *testing.T) {
 		if rec.ExitCode != 7 {
 			t.Fatalf("exit code %d", rec.ExitCode)
 		}
-		for p, op := range map[string]string{"/etc/hostname": "open", "/nonexistent-slimoci": "", "/etc/os-release": "open"} {
+		for p, op := range map[string]string{"/etc/hostname": "open", "/nonexistent-slimoci": "", "/etc/os-release": "open",
+			dir + "/link": "chdir", dir + "/real/made": "mkdir", "/nowhere-slimoci": "chdir"} {
 			ops, ok := rec.Files[p]
 			if !ok || (op != "" && !slices.Contains(ops, op)) {
 				t.Errorf("all=%v: %s recorded as %v, want %q", all, p, ops, op)
 			}
+		}
+		if !slices.Contains(rec.Files["/nowhere-slimoci"], "missing") || !slices.Contains(rec.Files[dir+"/link"], "link") ||
+			!slices.Contains(rec.Files[dir+"/real/made"], "rmdir") {
+			t.Errorf("all=%v: the failed chdir %v, the symlink %v, the directory made and removed %v", all,
+				rec.Files["/nowhere-slimoci"], rec.Files[dir+"/link"], rec.Files[dir+"/real/made"])
 		}
 		var argvs []string
 		for _, e := range rec.Execs {

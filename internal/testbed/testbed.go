@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -165,11 +166,16 @@ func (r *Registry) Push(ctx context.Context, src, repoTag string, v2s2 bool) err
 // BuildSensor builds the static sensor into dir, as `make build` does, and returns its path. The caller's
 // working directory must be inside the module (a test's is).
 func BuildSensor(ctx context.Context, dir string) (string, error) {
-	out := filepath.Join(dir, "slimoci-sensor")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/slimoci/slimoci/cmd/slimoci-sensor")
+	return BuildStatic(ctx, dir, "github.com/slimoci/slimoci/cmd/slimoci-sensor")
+}
+
+// BuildStatic builds the Go command pkg as a static binary in dir, named as its last path element.
+func BuildStatic(ctx context.Context, dir, pkg string) (string, error) {
+	out := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the sensor: %w\n%s", err, b)
+		return "", fmt.Errorf("building %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
