@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -90,6 +91,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("computing what to keep: %w", err)
 		}
+		markHealthcheck(c.Keep, fat.Healthcheck, o.Tree.Index)
 		if round == 1 && o.Sabotage != nil {
 			o.Sabotage(c.Keep)
 		}
@@ -176,6 +178,16 @@ func Compare(fat, slim *runner.Observation) []string {
 			out = append(out, fmt.Sprintf("exec %s: %s, the fat image gave exit %d", strings.Join(e.Args, " "), got, e.ExitCode))
 		}
 	}
+	if fat.Healthcheck.OK() && !slim.Healthcheck.OK() {
+		got := "not run"
+		if last := slim.Healthcheck.Last(); last != nil {
+			got = fmt.Sprintf("unhealthy (exit %d)", last.ExitCode)
+			if last.Error != "" {
+				got = "unhealthy (" + last.Error + ")"
+			}
+		}
+		out = append(out, fmt.Sprintf("healthcheck %s: %s, the fat image was healthy", strings.Join(fat.Healthcheck.Args, " "), got))
+	}
 	switch {
 	case fat.AppExited && (!slim.AppExited || slim.ExitCode != fat.ExitCode):
 		out = append(out, fmt.Sprintf("the app exited with %d (fat) but %s (slim)", fat.ExitCode, exitText(slim)))
@@ -190,6 +202,29 @@ func exitText(o *runner.Observation) string {
 		return "kept running"
 	}
 	return fmt.Sprintf("exited with %d", o.ExitCode)
+}
+
+// ReasonHealthcheck marks a kept path the image's HEALTHCHECK used (besides its other reasons).
+const ReasonHealthcheck = "healthcheck"
+
+// markHealthcheck adds ReasonHealthcheck to the kept paths the healthcheck's runs used: each recorded name
+// and what it resolves to in the fat image.
+func markHealthcheck(keep map[string][]string, hc *runner.HealthcheckResult, fat *rootfs.Index) {
+	if hc == nil {
+		return
+	}
+	mark := func(p string) {
+		if r := keep[p]; r != nil && !slices.Contains(r, ReasonHealthcheck) {
+			keep[p] = append(r, ReasonHealthcheck)
+			sort.Strings(keep[p])
+		}
+	}
+	for p := range hc.Files {
+		mark(p)
+		if real, err := fat.Resolve(p, true); err == nil && real != p {
+			mark(real)
+		}
+	}
 }
 
 // missedPaths are the paths the slim run used (or looked for) that the slim image lacks and the fat image

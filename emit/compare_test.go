@@ -78,3 +78,57 @@ func TestMissedPathsAndDropped(t *testing.T) {
 		t.Errorf("top dropped %v", top)
 	}
 }
+
+// A slim image that is unhealthy where the fat one was healthy fails verify; one whose fat image was already
+// unhealthy, or that has no healthcheck run, does not.
+func TestCompareHealthcheck(t *testing.T) {
+	hc := runner.Healthcheck{Args: []string{"curl", "-f", "http://127.0.0.1:8080/"}}
+	healthy := &runner.HealthcheckResult{Healthcheck: hc, Status: runner.Healthy, Runs: []runner.ExecResult{{ExitCode: 0}}}
+	unhealthy := &runner.HealthcheckResult{Healthcheck: hc, Status: runner.Unhealthy, Runs: []runner.ExecResult{{ExitCode: 127}}}
+	timedOut := &runner.HealthcheckResult{Healthcheck: hc, Status: runner.Unhealthy, Runs: []runner.ExecResult{{ExitCode: -1, Error: "timed out after 5s"}}}
+	for _, c := range []struct {
+		name      string
+		fat, slim *runner.HealthcheckResult
+		want      string // "" for no difference
+	}{
+		{"both healthy", healthy, healthy, ""},
+		{"slim unhealthy", healthy, unhealthy, "healthcheck curl -f http://127.0.0.1:8080/: unhealthy (exit 127), the fat image was healthy"},
+		{"slim timed out", healthy, timedOut, "unhealthy (timed out after 5s)"},
+		{"slim not run", healthy, nil, "not run, the fat image was healthy"},
+		{"fat unhealthy too", unhealthy, unhealthy, ""},
+		{"none", nil, nil, ""},
+	} {
+		d := Compare(&runner.Observation{Healthcheck: c.fat}, &runner.Observation{Healthcheck: c.slim})
+		switch {
+		case c.want == "" && len(d) != 0:
+			t.Errorf("%s: %v, want no difference", c.name, d)
+		case c.want != "" && (len(d) != 1 || !strings.Contains(d[0], c.want)):
+			t.Errorf("%s: %v, want one difference with %q", c.name, d, c.want)
+		}
+	}
+}
+
+// What the healthcheck used is kept with the reason "healthcheck", under its recorded name and its target.
+func TestMarkHealthcheck(t *testing.T) {
+	ix := rootfs.NewIndex()
+	for _, e := range []rootfs.Entry{
+		{Path: "/", Type: rootfs.TypeDir}, {Path: "/usr", Type: rootfs.TypeDir}, {Path: "/usr/bin", Type: rootfs.TypeDir},
+		{Path: "/usr/bin/curl", Type: rootfs.TypeFile}, {Path: "/bin", Type: rootfs.TypeSymlink, Linkname: "usr/bin"},
+		{Path: "/usr/bin/httpd", Type: rootfs.TypeFile},
+	} {
+		e := e
+		ix.Add(&e)
+	}
+	keep := map[string][]string{"/": {"parent"}, "/usr": {"parent"}, "/usr/bin": {"parent"}, "/bin": {"symlink:/bin/curl"},
+		"/usr/bin/curl": {"observed:exec"}, "/usr/bin/httpd": {"observed:exec"}}
+	hc := &runner.HealthcheckResult{Files: map[string][]string{"/bin/curl": {"exec"}, "/etc/missing": {"missing"}}}
+	markHealthcheck(keep, hc, ix)
+	markHealthcheck(keep, hc, ix) // twice: one reason
+	if want := []string{"healthcheck", "observed:exec"}; !slices.Equal(keep["/usr/bin/curl"], want) {
+		t.Errorf("/usr/bin/curl kept for %v, want %v", keep["/usr/bin/curl"], want)
+	}
+	if slices.Contains(keep["/usr/bin/httpd"], ReasonHealthcheck) || keep["/etc/missing"] != nil {
+		t.Errorf("marked what the healthcheck did not keep: httpd %v, missing %v", keep["/usr/bin/httpd"], keep["/etc/missing"])
+	}
+	markHealthcheck(keep, nil, ix)
+}

@@ -38,6 +38,20 @@ type ImageOptions struct {
 	Source, SourceDigest string
 	// Dir is where the layer is written (a work directory; the file stays until the image is written).
 	Dir string
+	// Docker writes Docker schema 2 media types (manifest, config, gzip layer) instead of OCI ones, and no
+	// manifest annotations (schema 2 has none; the history entry still names the source). podman reads
+	// HEALTHCHECK only from a Docker config: an OCI image's is ignored (measured with podman 4.3), so a
+	// Docker image with a healthcheck must stay Docker (see DockerFormat). It needs gzip.
+	Docker bool
+}
+
+// DockerFormat says whether a slim image should be written with Docker media types (ImageOptions.Docker):
+// when the source's manifest is Docker schema 2 and its config has a HEALTHCHECK, which podman would not
+// see in an OCI image. Other images are written as OCI, Docker sources too: an OCI layout holding a Docker
+// manifest is readable by go-containerregistry but not by skopeo 1.9 or podman 4.3 ("no descriptor found"),
+// so the Docker format is kept only where it carries something. zstd layers need OCI: then it is false.
+func DockerFormat(src types.MediaType, cfg *v1.ConfigFile, compression string) bool {
+	return src == types.DockerManifestSchema2 && cfg != nil && cfg.Config.Healthcheck != nil && compression != "zstd"
 }
 
 // LayerStats describe the slim layer.
@@ -60,12 +74,18 @@ func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.
 	}
 	defer f.Close()
 	l := &fileLayer{path: f.Name(), mediaType: types.OCILayer}
+	if o.Docker {
+		l.mediaType = types.DockerLayer
+	}
 	compressed := &hashWriter{w: f, h: sha256.New()}
 	var zw io.WriteCloser
 	switch o.Compression {
 	case "", "gzip":
 		zw, err = gzip.NewWriterLevel(compressed, GzipLevel)
 	case "zstd":
+		if o.Docker {
+			return nil, nil, fmt.Errorf("zstd layers need an OCI image, not Docker schema 2")
+		}
 		l.mediaType = types.OCILayerZStd
 		zw, err = zstd.NewWriter(compressed, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
 	default:
@@ -130,10 +150,17 @@ func slimConfig(src *v1.ConfigFile, layer v1.Layer, diffID v1.Hash, stats *Layer
 	if err != nil {
 		return nil, err
 	}
-	img = mutate.MediaType(img, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	manifestType, configType := types.OCIManifestSchema1, types.OCIConfigJSON
+	if o.Docker {
+		manifestType, configType = types.DockerManifestSchema2, types.DockerConfigJSON
+	}
+	img = mutate.MediaType(img, manifestType)
+	img = mutate.ConfigMediaType(img, configType)
 	if img, err = mutate.ConfigFile(img, &cfg); err != nil {
 		return nil, err
+	}
+	if o.Docker {
+		return img, nil
 	}
 	ann := map[string]string{"org.opencontainers.image.base.name": o.Source}
 	if o.SourceDigest != "" {

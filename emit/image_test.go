@@ -158,3 +158,56 @@ func TestSlimImage(t *testing.T) {
 		t.Errorf("lz4 accepted")
 	}
 }
+
+// A Docker source with a HEALTHCHECK gives a Docker schema 2 slim image (podman reads HEALTHCHECK only from
+// Docker configs), with no manifest annotations; the config keeps the healthcheck either way.
+func TestSlimImageDockerFormat(t *testing.T) {
+	fat := fatImage(t)
+	cf, _ := fat.ConfigFile()
+	cf.Config.Healthcheck = &v1.HealthConfig{Test: []string{"CMD", "/app/bin/t"}, Interval: 30 * time.Second, Retries: 3}
+	fat, _ = mutate.ConfigFile(fat, cf)
+	tree, err := rootfs.Unpack(context.Background(), fat, filepath.Join(t.TempDir(), "fat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string][]string{"/app": {"test"}, "/app/bin": {"test"}, "/app/bin/tool": {"test"}, "/app/bin/t": {"test"}}
+	img, _, err := SlimImage(tree, keep, ImageOptions{Source: "fat:latest", Dir: t.TempDir(), Docker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	mt, _ := img.MediaType()
+	if mt != types.DockerManifestSchema2 || m.MediaType != types.DockerManifestSchema2 || m.Config.MediaType != types.DockerConfigJSON ||
+		len(m.Layers) != 1 || m.Layers[0].MediaType != types.DockerLayer || len(m.Annotations) != 0 {
+		t.Errorf("media type %s, manifest %+v", mt, m)
+	}
+	got, _ := img.ConfigFile()
+	if h := got.Config.Healthcheck; h == nil || !slices.Equal(h.Test, []string{"CMD", "/app/bin/t"}) || h.Retries != 3 {
+		t.Errorf("healthcheck %+v", h)
+	}
+	if _, err := rootfs.Unpack(context.Background(), img, filepath.Join(t.TempDir(), "slim"), nil); err != nil {
+		t.Errorf("the Docker image does not unpack: %v", err)
+	}
+	if _, _, err := SlimImage(tree, keep, ImageOptions{Compression: "zstd", Dir: t.TempDir(), Docker: true}); err == nil {
+		t.Error("zstd accepted for a Docker image")
+	}
+
+	hc := &v1.ConfigFile{Config: v1.Config{Healthcheck: &v1.HealthConfig{Test: []string{"NONE"}}}}
+	for _, c := range []struct {
+		src         types.MediaType
+		cfg         *v1.ConfigFile
+		compression string
+		want        bool
+	}{
+		{types.DockerManifestSchema2, hc, "gzip", true},
+		{types.DockerManifestSchema2, hc, "", true},
+		{types.DockerManifestSchema2, hc, "zstd", false},
+		{types.DockerManifestSchema2, &v1.ConfigFile{}, "gzip", false},
+		{types.DockerManifestSchema2, nil, "gzip", false},
+		{types.OCIManifestSchema1, hc, "gzip", false},
+	} {
+		if got := DockerFormat(c.src, c.cfg, c.compression); got != c.want {
+			t.Errorf("DockerFormat(%s, healthcheck %v, %q) = %v", c.src, c.cfg != nil && c.cfg.Config.Healthcheck != nil, c.compression, got)
+		}
+	}
+}

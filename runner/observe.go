@@ -53,6 +53,16 @@ type Plan struct {
 	Ports []int
 	// Exec probes run in the sandbox, in order, after the HTTP probes.
 	Exec [][]string
+	// Healthcheck, when set, is the image's HEALTHCHECK, run in the sandbox as the runtime would run it
+	// (an exec probe: as the app's user, recorded and merged likewise), with the image's timeout capped by
+	// Spec.ExecTimeout and its interval shortened to at most HealthcheckInterval. It runs in two rounds: after
+	// the HTTP probes (the app is up, as a runtime finds it once the start period is over) and, when it was
+	// healthy, once more after the exec probes (the runtime's next interval: a check that behaves differently
+	// the second time is seen doing so). A round runs it until it passes, or until it failed Retries times in a
+	// row; in the first round failures within the start period do not count: the image's StartPeriod capped
+	// at ProbeTimeout, or ProbeTimeout itself when no HTTP probe ran (the check is then what waits for the app).
+	// Not at the sandbox's start: the app would still be starting, and the run would depend on timing.
+	Healthcheck *Healthcheck
 	// ProbeTimeout bounds how long HTTP probes retry while the app starts (all of them together).
 	ProbeTimeout time.Duration
 	// ContinueAfter is one of the After modes or a number of seconds; "" picks: probe when there are probes,
@@ -76,6 +86,8 @@ type Plan struct {
 type Observation struct {
 	Probes []ProbeResult `json:"probes"`
 	Execs  []ExecResult  `json:"execProbes,omitempty"`
+	// Healthcheck is the image's HEALTHCHECK's runs and status when Plan.Healthcheck was set.
+	Healthcheck *HealthcheckResult `json:"healthcheck,omitempty"`
 	// Record is the sensor's record of the app and the exec probes, minus the files that are not the
 	// image's (see NotImage).
 	Record *sensor.Record `json:"record"`
@@ -116,7 +128,14 @@ func (o *Observation) ProbesOK() (ok, total int) {
 			ok++
 		}
 	}
-	return ok, len(o.Probes) + len(o.Execs)
+	total = len(o.Probes) + len(o.Execs)
+	if o.Healthcheck != nil {
+		total++
+		if o.Healthcheck.OK() {
+			ok++
+		}
+	}
+	return ok, total
 }
 
 // ProbeError fails an observation whose probes all failed (none run is no failure): a slim image made from
@@ -152,7 +171,7 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	mode := plan.ContinueAfter
 	if mode == "" {
 		mode = AfterAppExit
-		if len(plan.Exec) > 0 || (len(plan.HTTP) > 0 && len(plan.Ports) > 0) {
+		if len(plan.Exec) > 0 || plan.Healthcheck != nil || (len(plan.HTTP) > 0 && len(plan.Ports) > 0) {
 			mode = AfterProbe
 		}
 	}
@@ -187,6 +206,15 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		}
 	}
 	cancel()
+	var healthRecs []*sensor.Record
+	if hc := plan.Healthcheck; hc != nil {
+		obs.Healthcheck = &HealthcheckResult{Healthcheck: *hc, Status: Unhealthy}
+		grace := min(hc.StartPeriod, plan.ProbeTimeout)
+		if len(obs.Probes) == 0 {
+			grace = plan.ProbeTimeout
+		}
+		healthRecs = s.healthRound(octx, obs.Healthcheck, grace, plan.ExecOutput)
+	}
 	for _, args := range plan.Exec {
 		if octx.Err() != nil || s.Exited() {
 			break
@@ -196,6 +224,14 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		if rec != nil {
 			recs = append(recs, rec)
 		}
+	}
+	if obs.Healthcheck.OK() {
+		select {
+		case <-octx.Done():
+		case <-s.done:
+		case <-time.After(min(plan.Healthcheck.Interval, HealthcheckInterval)):
+		}
+		healthRecs = append(healthRecs, s.healthRound(octx, obs.Healthcheck, 0, plan.ExecOutput)...)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -266,14 +302,56 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	if rec == nil {
 		return nil, err
 	}
-	for _, r := range recs {
+	for _, r := range append(recs, healthRecs...) {
 		merge(rec, r)
 	}
 	obs.Record = rec
 	obs.NotImage = s.notImage(rec)
+	if obs.Healthcheck != nil {
+		used := &sensor.Record{Files: map[string][]string{}}
+		for _, r := range healthRecs {
+			merge(used, r)
+		}
+		s.notImage(used)
+		obs.Healthcheck.Files = used.Files
+	}
 	obs.Rootless = s.rootless
 	obs.Written, obs.WrittenDropped = s.written()
 	return obs, err
+}
+
+// healthRound runs r's healthcheck until it passes, or until it failed Retries times in a row once grace
+// (from the round's start) is over, the app exited or ctx ended; r gets the runs and the status. It returns
+// the runs' records.
+func (s *Sandbox) healthRound(ctx context.Context, r *HealthcheckResult, grace time.Duration, out io.Writer) []*sensor.Record {
+	interval := min(r.Interval, HealthcheckInterval)
+	timeout := min(r.Timeout, s.execTimeout())
+	start := time.Now()
+	var recs []*sensor.Record
+	for failed := 0; ctx.Err() == nil && !s.Exited(); {
+		res, rec := s.exec(ctx, r.Args, out, timeout, "the HEALTHCHECK's timeout, at most --exec-timeout")
+		r.Runs = append(r.Runs, res)
+		if rec != nil {
+			recs = append(recs, rec)
+		}
+		if res.OK() {
+			r.Status = Healthy
+			return recs
+		}
+		r.Status = Unhealthy
+		if time.Since(start) >= grace {
+			failed++
+		}
+		if failed >= r.Retries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.done:
+		case <-time.After(interval):
+		}
+	}
+	return recs
 }
 
 // merge adds r's files, execs and syscalls to rec.

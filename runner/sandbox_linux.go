@@ -759,16 +759,25 @@ func (r ExecResult) OK() bool { return r.Error == "" && r.ExitCode == 0 }
 // under a sensor of its own, and waits for it (or ctx: then it is killed). Its output goes to out as well as
 // into the result's digest; what it did is returned as a record to merge with the app's.
 func (s *Sandbox) Exec(ctx context.Context, args []string, out io.Writer) (ExecResult, *sensor.Record) {
+	return s.exec(ctx, args, out, s.execTimeout(), "--exec-timeout")
+}
+
+// execTimeout is Spec.ExecTimeout or its default.
+func (s *Sandbox) execTimeout() time.Duration {
+	if s.spec.ExecTimeout <= 0 {
+		return DefaultExecTimeout
+	}
+	return s.spec.ExecTimeout
+}
+
+// exec is Exec with its own timeout; limit names it in the timeout's error.
+func (s *Sandbox) exec(ctx context.Context, args []string, out io.Writer, timeout time.Duration, limit string) (ExecResult, *sensor.Record) {
 	res := ExecResult{Args: args, ExitCode: -1}
 	if s.control == nil {
 		res.Error = "exec probes need the sensor"
 		return res, nil
 	}
 	s.execs++
-	timeout := s.spec.ExecTimeout
-	if timeout <= 0 {
-		timeout = DefaultExecTimeout
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cfg, err := json.Marshal(s.sensorConfig(args, false))
@@ -817,7 +826,7 @@ func (s *Sandbox) Exec(ctx context.Context, args []string, out io.Writer) (ExecR
 			}
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			res.Error = fmt.Sprintf("timed out after %s (--exec-timeout)", timeout)
+			res.Error = fmt.Sprintf("timed out after %s (%s)", timeout, limit)
 		} else {
 			res.Error = ctx.Err().Error()
 		}

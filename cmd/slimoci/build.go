@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/internal/atomicfile"
@@ -121,6 +122,14 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	srcType, err := src.Image.MediaType()
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	docker := emit.DockerFormat(srcType, tree.Config, c.Compression)
+	if srcType == types.DockerManifestSchema2 && tree.Config.Config.Healthcheck != nil && !docker {
+		g.logger.Warn("the slim image is OCI (zstd layers): podman does not read the HEALTHCHECK of an OCI image")
+	}
 	runs := 0
 	res, err := emit.Build(ctx, emit.BuildOptions{
 		Tree: tree,
@@ -134,6 +143,7 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 		},
 		Image: emit.ImageOptions{
 			Compression: c.Compression, Epoch: epoch, Source: ref.String(), SourceDigest: digestOf(src), Dir: work,
+			Docker: docker,
 		},
 		Verify: c.Verify, Rounds: c.VerifyRounds, Logger: g.logger,
 	})

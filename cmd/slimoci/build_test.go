@@ -35,10 +35,19 @@ func buildReport(t *testing.T, state string) BuildReport {
 // podmanGet runs image with podman (extra run flags first) and returns the SHA-256 of GET /'s body.
 func podmanGet(t *testing.T, image string, flags ...string) string {
 	t.Helper()
+	name, sum := podmanServe(t, image, flags...)
+	testbed.Run(context.Background(), "podman", "rm", "-f", "-t", "0", name)
+	return sum
+}
+
+// podmanServe runs image with podman (extra run flags first) until GET / answers 200, and returns the
+// container's name and the SHA-256 of the body. The container is removed when the test ends.
+func podmanServe(t *testing.T, image string, flags ...string) (name, sum string) {
+	t.Helper()
 	ctx := context.Background()
-	name := "slimoci-e2e-" + strings.NewReplacer("/", "-", ":", "-", ".", "-").Replace(filepath.Base(image))
+	name = "slimoci-e2e-" + strings.NewReplacer("/", "-", ":", "-", ".", "-").Replace(filepath.Base(image))
 	testbed.Run(ctx, "podman", "rm", "-f", name)
-	defer testbed.Run(ctx, "podman", "rm", "-f", "-t", "0", name)
+	t.Cleanup(func() { testbed.Run(ctx, "podman", "rm", "-f", "-t", "0", name) })
 	args := append(append([]string{"run", "-d", "--name", name, "-p", "127.0.0.1::8080"}, flags...), image)
 	if _, err := testbed.Run(ctx, "podman", args...); err != nil {
 		t.Fatal(err)
@@ -59,7 +68,7 @@ func podmanGet(t *testing.T, image string, flags ...string) string {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				sum := sha256.Sum256(body)
-				return hex.EncodeToString(sum[:])
+				return name, hex.EncodeToString(sum[:])
 			}
 		}
 		if time.Now().After(deadline) {

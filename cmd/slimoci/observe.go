@@ -51,6 +51,9 @@ type ObserveFlags struct {
 	Userns           string        `help:"auto: as root, the app's root is an unprivileged host id (a user namespace of its own, as podman's --userns=auto); host: it is the host's root (confined by namespaces, capabilities, seccomp and cgroups only). Rootless, always a user namespace." enum:"auto,host" default:"auto"`
 	SecurityOpt      []string      `help:"seccomp=unconfined runs the app without docker's default seccomp profile (as podman's flag)." placeholder:"OPT" sep:"none"`
 	WorkDir          string        `help:"Where the unpacked image and the sandboxes' files go while slimoci runs (removed at the end). Default: /dev/shm when it is a tmpfs with room, else the state path." type:"path" placeholder:"DIR"`
+
+	// The image's own exec probe, apart from the user's.
+	IncludeHealthcheck bool `help:"Run the image's HEALTHCHECK in the sandbox as the runtime would (after the HTTP probes, and again after the exec probes; its interval shortened to 1s), so that what it uses is kept; verify runs it too." default:"true" negatable:""`
 }
 
 // observation is one prepared run: what to start and how to exercise it.
@@ -207,6 +210,9 @@ func (f *ObserveFlags) forImage(o *observation, tree *rootfs.Tree) error {
 	if o.plan.StopSignal, err = parseSignal(cfg.StopSignal); err != nil {
 		return fmt.Errorf("the image's StopSignal: %w", err)
 	}
+	if f.IncludeHealthcheck {
+		o.plan.Healthcheck = runner.HealthcheckFromConfig(cfg.Healthcheck)
+	}
 	if f.HTTPProbe {
 		o.plan.Ports = f.HTTPProbePorts
 		if len(o.plan.Ports) == 0 {
@@ -306,6 +312,17 @@ func summary(w io.Writer, ref string, obs *runner.Observation) {
 			status = e.Error
 		}
 		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("exec %s: %s", strings.Join(e.Args, " "), status)))
+	}
+	if h := obs.Healthcheck; h != nil {
+		var codes []string
+		for _, r := range h.Runs {
+			codes = append(codes, strconv.Itoa(r.ExitCode))
+		}
+		status := fmt.Sprintf("%s (%d runs, exit %s)", h.Status, len(h.Runs), strings.Join(codes, ","))
+		if last := h.Last(); last != nil && last.Error != "" {
+			status += ": " + last.Error
+		}
+		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("healthcheck %s: %s", strings.Join(h.Args, " "), status)))
 	}
 	ended := "stopped after " + obs.ContinuedAfter
 	switch {

@@ -18,6 +18,12 @@ import (
 // Samples are the test bed's sample apps, each answering GET / on port 8080.
 var Samples = []string{"node", "python", "ruby", "java"}
 
+// Apps are more sample apps, for end-to-end tests that the benchmarks leave out. "web" is busybox httpd
+// serving /srv/www, a symlink to /app/www, on port 8080, with a HEALTHCHECK that runs curl; its layout holds a
+// Docker schema 2 manifest (HEALTHCHECK is a Docker field), which skopeo 1.9 cannot read from a layout: copy
+// it from the docker-archive.
+var Apps = []string{"web"}
+
 // Fixtures are the test bed's images that are not apps: "layers" holds whiteouts, an opaque directory,
 // hardlinks, a fifo, setuid and owned files, and a directory replaced by a symlink.
 var Fixtures = []string{"layers"}
@@ -34,7 +40,7 @@ func Find() (*Bed, string) {
 		return nil, "SLIMOCI_TESTBED is not set: run the end-to-end tests with `make test` or `make e2e`, which build the test bed"
 	}
 	b := &Bed{Dir: dir}
-	for _, s := range append(Samples, Fixtures...) {
+	for _, s := range append(append(append([]string(nil), Samples...), Apps...), Fixtures...) {
 		for _, f := range []string{filepath.Join(b.Layout(s), "index.json"), b.DockerArchive(s), b.OCIArchive(s)} {
 			if _, err := os.Stat(f); err != nil {
 				return nil, fmt.Sprintf("test bed in %s is incomplete (%v): run `make testbed`", dir, err)
