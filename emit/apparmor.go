@@ -26,12 +26,15 @@ func AppArmorProfile(name string, obs *runner.Observation) string {
 	}
 	var rules []string
 	for p, ops := range obs.Record.Files {
-		if strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/sys/") || strings.HasPrefix(p, "/dev/") || has(ops, "missing") && !written[p] {
+		changes := changed(ops)
+		if strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/sys/") || strings.HasPrefix(p, "/dev/") || has(ops, "missing") && !written[p] && !changes {
 			continue
 		}
 		perm := "r"
 		switch {
-		case written[p]:
+		case has(ops, "hardlink-to"):
+			perm = "rwl"
+		case written[p] || changes:
 			perm = "rw"
 		case has(ops, "exec") || has(ops, "interp"):
 			perm = "rmix"
@@ -49,6 +52,20 @@ func AppArmorProfile(name string, obs *runner.Observation) string {
 	b.WriteString(strings.Join(rules, "\n"))
 	b.WriteString("\n}\n")
 	return b.String()
+}
+
+// writeOps are the sensor's ops that create, remove or change a file: the app needs write access to it even
+// when nothing of it is left at the end (a socket bound and removed, a directory made and removed).
+var writeOps = []string{"creat", "mkdir", "mknod", "rename", "rename-to", "hardlink-to", "symlink", "unlink", "rmdir",
+	"truncate", "chmod", "chown", "utime", "bind"}
+
+func changed(ops []string) bool {
+	for _, op := range writeOps {
+		if has(ops, op) {
+			return true
+		}
+	}
+	return false
 }
 
 func has(v []string, s string) bool {

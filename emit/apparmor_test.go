@@ -23,11 +23,14 @@ func TestAppArmorProfileParses(t *testing.T) {
 			"/usr/bin/python3": {"exec", "link"}, "/usr/lib/x86_64-linux-gnu/libc.so.6": {"open"},
 			`/app/we"ird [name]*?{x}^.txt`: {"open"}, "/app/with space": {"stat"}, "/proc/self/maps": {"open"},
 			"/nowhere": {"missing", "stat"}, `/app/back\slash`: {"open"},
+			// Made and removed: nothing is left, but the app needs to write it.
+			"/run/app.sock": {"bind", "missing", "unlink"}, "/app/copy": {"hardlink-to"},
 		}},
 		Written: []string{"/tmp/out.log", "/app"},
 	}
 	profile := AppArmorProfile("slimoci-test/x:1", obs)
-	for _, want := range []string{`"/usr/bin/python3{,/}" rmix,`, `"/tmp/out.log{,/}" rw,`, "profile slimoci-test-x-1 "} {
+	for _, want := range []string{`"/usr/bin/python3{,/}" rmix,`, `"/tmp/out.log{,/}" rw,`, "profile slimoci-test-x-1 ",
+		`"/run/app.sock{,/}" rw,`, `"/app/copy{,/}" rwl,`} {
 		if !strings.Contains(profile, want) {
 			t.Errorf("profile lacks %q:\n%s", want, profile)
 		}
