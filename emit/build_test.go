@@ -125,9 +125,8 @@ func TestE2EBuildVerifyHealthcheck(t *testing.T) {
 				runs++
 				return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", fmt.Sprint(runs)), WorkRoot: filepath.Dir(work)})
 			},
-			// TODO(issue 10, item 1: the sensor recording chdir): drop these once httpd's chdir into its
-			// symlinked document root is recorded; until then the slim server cannot start without them.
-			Closure:  rootfs.ClosureOptions{Certs: true, Include: []string{"/srv/www", "/app/www"}},
+			// Nothing included by hand: httpd's chdir into its symlinked document root is recorded.
+			Closure:  rootfs.ClosureOptions{Certs: true},
 			Image:    ImageOptions{Source: "web", Dir: work},
 			Verify:   true,
 			Rounds:   rounds,
