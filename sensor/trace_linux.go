@@ -96,10 +96,6 @@ func ExecHelper(args []string) error {
 			return fmt.Errorf("restoring the CPU affinity: %w", err)
 		}
 	}
-	bin, err := exec.LookPath(argv[0])
-	if err != nil {
-		return err
-	}
 	// The sandbox gives PID 1 CAP_SYS_PTRACE to observe an app running as another user; the app must not
 	// keep it. (An app running as a non-root user loses every capability at exec anyway.)
 	for _, c := range observingCaps {
@@ -109,6 +105,12 @@ func ExecHelper(args []string) error {
 		return err
 	}
 	if err := installFilter(traceFilter(args[1] == "all"), !hasSysAdmin()); err != nil {
+		return err
+	}
+	// The PATH search comes after the filter: a program that is not there (a probe's curl dropped from a slim
+	// image) is recorded as looked up and missing, so that verify can add it back.
+	bin, err := exec.LookPath(argv[0])
+	if err != nil {
 		return err
 	}
 	return unix.Exec(bin, argv, os.Environ())

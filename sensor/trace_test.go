@@ -70,3 +70,25 @@ func TestTrace(t *testing.T) {
 		}
 	}
 }
+
+// A program that is not on PATH is recorded as looked up and missing there (what verify adds back to a slim
+// image that lost it), and the app's exit is 127.
+func TestTraceMissingProgram(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rec, err := Trace([]string{"no-such-program-slimoci"}, TraceOptions{Helper: self, Env: []string{"PATH=" + dir + ":/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.ExitCode != 127 {
+		t.Errorf("exit code %d, want 127", rec.ExitCode)
+	}
+	for _, p := range []string{dir + "/no-such-program-slimoci", "/bin/no-such-program-slimoci"} {
+		if !slices.Contains(rec.Files[p], "missing") {
+			t.Errorf("%s recorded as %v, want missing", p, rec.Files[p])
+		}
+	}
+}
