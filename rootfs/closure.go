@@ -34,9 +34,9 @@ const (
 type ClosureOptions struct {
 	// Observed maps the paths the sensor recorded to their ops ("open", "exec", "stat", ..., "missing").
 	Observed map[string][]string
-	// Include and Exclude are --include-path and --exclude-path globs (path.Match syntax, absolute). An
-	// included directory is kept whole; an excluded path, and what is under it, is dropped whatever else
-	// says (the runtime's mount points excepted).
+	// Include and Exclude are --include-path and --exclude-path globs (absolute; see Match). An included
+	// directory is kept whole; an excluded path, and what is under it, is dropped whatever else says (the
+	// runtime's mount points excepted).
 	Include, Exclude []string
 	// IncludeShell keeps /bin/sh and its closure.
 	IncludeShell bool
@@ -47,6 +47,8 @@ type ClosureOptions struct {
 	Env     []string
 	// Extra adds paths with a reason (what verify found missing).
 	Extra map[string]string
+	// Keep is what the keep flags ask for besides (see keep.go).
+	Keep KeepOptions
 }
 
 // Closure is what a slim image keeps: every path with why.
@@ -61,12 +63,6 @@ type Closure struct {
 	// file: ..."): a malformed ELF file or ld.so.cache, one larger than ld.so would read, one the unpack left
 	// unreadable. They are kept all the same, but what they need may be missing.
 	Unreadable []string
-}
-
-// certPaths are where distributions keep CA certificates.
-var certPaths = []string{
-	"/etc/ssl/certs", "/etc/ssl/cert.pem", "/etc/ca-certificates", "/etc/ca-certificates.conf",
-	"/usr/share/ca-certificates", "/etc/pki/tls", "/etc/pki/ca-trust", "/usr/local/share/ca-certificates",
 }
 
 // identityPaths let the image's USER and name lookups keep working.
@@ -111,11 +107,7 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 	for _, p := range identityPaths {
 		c.keep(p, ReasonIdentity, false)
 	}
-	if o.Certs {
-		for _, p := range certPaths {
-			c.keep(p, ReasonCerts, true)
-		}
-	}
+	c.certs(o)
 	if o.Workdir != "" {
 		c.keep(o.Workdir, ReasonWorkdir, false)
 	}
@@ -128,7 +120,7 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 	for _, g := range o.Include {
 		matched := false
 		t.Index.Walk(func(e *Entry) error {
-			if ok, _ := path.Match(g, e.Path); ok {
+			if Match(g, e.Path) {
 				matched = true
 				c.keep(e.Path, ReasonIncluded+":"+g, true)
 			}
@@ -139,12 +131,15 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 			c.keep(g, ReasonIncluded+":"+g, true)
 		}
 	}
+	c.keepOptions(o)
 	c.drain()
 	c.dlopened()
 	c.drain()
-	if len(o.Exclude) > 0 {
+	c.appCerts(o)
+	c.drain()
+	if len(o.Exclude) > 0 || o.Keep.ExcludeVarLock {
 		for p := range c.out.Keep {
-			if excluded(p, o.Exclude) {
+			if excluded(p, o.Exclude) || (o.Keep.ExcludeVarLock && lockFile(p)) {
 				delete(c.out.Keep, p)
 				c.out.Excluded = append(c.out.Excluded, p)
 			}
@@ -194,7 +189,7 @@ func kernelPath(p string) bool {
 func excluded(p string, globs []string) bool {
 	for _, g := range globs {
 		for q := p; ; q = path.Dir(q) {
-			if ok, _ := path.Match(g, q); ok {
+			if Match(g, q) {
 				return true
 			}
 			if q == "/" {
