@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -25,7 +26,11 @@ type BuildOptions struct {
 	Tree *rootfs.Tree
 	// Observe runs the app over an unpacked tree (the fat one, then each slim one) with the same probes.
 	Observe func(ctx context.Context, treeDir string) (*runner.Observation, error)
-	// Closure says what to keep besides what was observed (Observed and Extra are Build's).
+	// ObserveSlim, when set, runs verify's observations instead of Observe: it gets the slim tree, whose
+	// config (Image.Edits applied) may run the app otherwise than the fat one's.
+	ObserveSlim func(ctx context.Context, tree *rootfs.Tree) (*runner.Observation, error)
+	// Closure says what to keep besides what was observed (Observed is Build's; Build adds to Extra what
+	// verify finds missing).
 	Closure rootfs.ClosureOptions
 	Image   ImageOptions
 	// Verify runs the slim image with the same probes; Rounds bounds the repairs (default 3).
@@ -84,7 +89,10 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	}
 	copts := o.Closure
 	copts.Observed = fat.Record.Files
-	copts.Extra = map[string]string{}
+	copts.Extra = maps.Clone(o.Closure.Extra)
+	if copts.Extra == nil {
+		copts.Extra = map[string]string{}
+	}
 	for round := 1; ; round++ {
 		start = time.Now()
 		c, err := o.Tree.ComputeClosure(copts)
@@ -142,7 +150,11 @@ func verify(ctx context.Context, o BuildOptions, img v1.Image, fat *runner.Obser
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpacking the slim image: %w", err)
 	}
-	slim, err := o.Observe(ctx, tree.Dir)
+	observe := func() (*runner.Observation, error) { return o.Observe(ctx, tree.Dir) }
+	if o.ObserveSlim != nil {
+		observe = func() (*runner.Observation, error) { return o.ObserveSlim(ctx, tree) }
+	}
+	slim, err := observe()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, err

@@ -43,6 +43,9 @@ type ImageOptions struct {
 	// HEALTHCHECK only from a Docker config: an OCI image's is ignored (measured with podman 4.3), so a
 	// Docker image with a healthcheck must stay Docker (see DockerFormat). It needs gzip.
 	Docker bool
+	// Edits change the source's config, in order (build: the observation's overrides --image-overrides
+	// keeps, then the --new-* and --remove-* flags); none keeps it as it is.
+	Edits []ConfigEdits
 }
 
 // DockerFormat says whether a slim image should be written with Docker media types (ImageOptions.Docker):
@@ -66,7 +69,7 @@ type LayerStats struct {
 // SlimImage writes one layer holding keep's paths of tree, with the image's own owners, modes, xattrs and
 // times from the index (so also when the tree was unpacked rootless) and the contents from the tree, in path
 // order, PAX headers; and returns an OCI image with the source's config (its rootfs and history adjusted
-// to the one layer).
+// to the one layer, and o.Edits applied).
 func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.Image, *LayerStats, error) {
 	f, err := os.CreateTemp(o.Dir, "layer-*")
 	if err != nil {
@@ -115,7 +118,7 @@ func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.
 }
 
 // slimConfig is the source's config with one layer: every original history entry marked empty (they made
-// layers that are gone) and one for the slimoci build.
+// layers that are gone) and one for the slimoci build; o.Edits change its run config.
 func slimConfig(src *v1.ConfigFile, layer v1.Layer, diffID v1.Hash, stats *LayerStats, o ImageOptions) (v1.Image, error) {
 	b, err := json.Marshal(src)
 	if err != nil {
@@ -126,6 +129,9 @@ func slimConfig(src *v1.ConfigFile, layer v1.Layer, diffID v1.Hash, stats *Layer
 		return nil, err
 	}
 	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}
+	for i := range o.Edits {
+		o.Edits[i].Apply(&cfg.Config)
+	}
 	for i := range cfg.History {
 		cfg.History[i].EmptyLayer = true
 	}
