@@ -80,6 +80,8 @@ type Plan struct {
 	Signal <-chan os.Signal
 	// ExecOutput receives the exec probes' output (nil discards it).
 	ExecOutput io.Writer
+	// Published, when set, is told the host addresses of Spec.Publish once they are bound (before the probes).
+	Published func([]PublishedPort)
 }
 
 // Observation is what one observed run of an app gave.
@@ -114,6 +116,8 @@ type Observation struct {
 	Rootless bool `json:"rootless"`
 	// LimitsHit names the sandbox limits the app ran into (then Observe also returns ErrLimit).
 	LimitsHit []string `json:"limitsHit,omitempty"`
+	// Published are the host addresses Spec.Publish relayed to the app's ports.
+	Published []PublishedPort `json:"published,omitempty"`
 }
 
 // ProbesOK counts the probes that succeeded and the probes run.
@@ -185,6 +189,17 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	}
 	defer s.Close()
 	obs := &Observation{ContinuedAfter: mode}
+	if len(spec.Publish) > 0 {
+		pub, stop, err := s.publish(ctx, spec.Publish)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		obs.Published = pub
+		if plan.Published != nil {
+			plan.Published(pub)
+		}
+	}
 	var recs []*sensor.Record
 	// octx ends with the observation's time (the app is then stopped as usual), ctx with the caller's.
 	octx, ocancel := context.WithTimeout(ctx, plan.Timeout)

@@ -75,6 +75,15 @@ type Spec struct {
 	// HostUserns runs a root sandbox without a user namespace (--userns=host): the app's root is then the
 	// host's uid 0, confined by namespaces, capabilities, seccomp and cgroups only.
 	HostUserns bool
+	// ExtraHosts are added to the sandbox's /etc/hosts (--etc-hosts-map).
+	ExtraHosts []HostEntry
+	// Volumes are anonymous volumes (--volume DIR): each DIR a tmpfs of its own (at most Limits.WritableSize)
+	// holding a copy of what the image has there, as docker and podman fill a new anonymous volume. What the
+	// app reads there is the image's (a runtime fills the volume from the slim image alike); what it writes
+	// goes with the sandbox.
+	Volumes []string
+	// Publish relays host loopback ports to the app's ports while Observe runs (--publish-port).
+	Publish []PortMapping
 }
 
 // DefaultExecTimeout bounds an exec probe when Spec.ExecTimeout is 0.
@@ -201,7 +210,7 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 		return nil, err
 	}
 	spec.Limits = spec.Limits.fill()
-	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec, rootless: os.Geteuid() != 0, limits: spec.Limits, workRoot: opts.WorkRoot}
+	sb := &Sandbox{id: id, state: state, log: opts.Logger, done: make(chan struct{}), spec: spec, rootless: os.Geteuid() != 0, limits: spec.Limits, workRoot: opts.WorkRoot, tree: tree}
 	s = sb
 	defer func() {
 		if err != nil {
@@ -423,6 +432,9 @@ func (s *Sandbox) config(spec Spec) (*configs.Config, error) {
 		}
 		rs.Mounts = append(rs.Mounts, specs.Mount{Destination: m.Destination, Source: m.Source, Type: "bind", Options: []string{"rbind", opt}})
 	}
+	for _, v := range spec.Volumes {
+		rs.Mounts = append(rs.Mounts, s.volumeMount(v))
+	}
 	files, err := s.etcFiles(rs.Hostname, spec.HostNetwork)
 	if err != nil {
 		return nil, err
@@ -578,6 +590,9 @@ func (s *Sandbox) etcFiles(hostname string, hostNet bool) (map[string]string, er
 		return nil, err
 	}
 	hosts := "127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	for _, h := range s.spec.ExtraHosts {
+		hosts += h.IP + "\t" + h.Name + "\n"
+	}
 	resolv := "nameserver 127.0.0.1\n"
 	if hostNet {
 		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
