@@ -28,15 +28,12 @@ type BuildCmd struct {
 	Push                bool     `help:"Push the slim image to --tag."`
 	Output              []string `help:"Also write the slim image here: oci:DIR[:tag], docker-archive:FILE[:name:tag], oci-archive:FILE[:tag] or a registry reference (repeatable). Without --push or --output it goes to the OCI layout STATE/image." placeholder:"DEST" sep:"none"`
 	StatePath           string   `help:"Directory for the artifacts: report.json, Dockerfile.fat, seccomp.json, apparmor.profile, kept.json, dropped.json." default:"slimoci-state" type:"path"`
-	IncludePath         []string `help:"Keep this path (a file, a whole directory, or a glob) whatever the app did (repeatable; wins with --exclude-path over everything else)." sep:"none" placeholder:"PATH"`
-	ExcludePath         []string `help:"Drop paths matching this glob, and what is under them, whatever else says (repeatable)." sep:"none" placeholder:"GLOB"`
-	IncludeShell        bool     `help:"Keep the image's /bin/sh and what it needs."`
-	IncludeCerts        bool     `help:"Keep CA certificate bundles and directories." default:"true" negatable:""`
 	Compression         string   `help:"Layer compression: gzip (klauspost, level 3) or zstd." enum:"gzip,zstd" default:"gzip"`
 	Verify              bool     `help:"Run the slim image under the same probes; repair it from what its run missed, or fail (nothing is pushed)." default:"true" negatable:""`
 	VerifyRounds        int      `help:"How many slim images verify may build before it gives up." default:"3"`
 	RemoveFileArtifacts bool     `help:"Remove the artifacts (the state path's files) at the end."`
 	ObserveFlags
+	KeepFlags
 }
 
 // BuildReport is build's report.json: the fat run, the verify run, and what the build did.
@@ -60,6 +57,10 @@ type BuildReport struct {
 
 func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	o, err := c.parse(g)
+	if err != nil {
+		return err
+	}
+	keep, err := c.KeepFlags.plan()
 	if err != nil {
 		return err
 	}
@@ -96,14 +97,6 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	if len(dests) == 0 {
 		dests = append(dests, oci.Reference{Transport: oci.Layout, Path: filepath.Join(c.StatePath, "image"), Tag: srcTag(srcRef)})
 	}
-	for _, pattern := range append(append([]string(nil), c.IncludePath...), c.ExcludePath...) {
-		if !strings.HasPrefix(pattern, "/") {
-			return fmt.Errorf("path %q: include and exclude paths are absolute", pattern)
-		}
-		if _, err := filepath.Match(pattern, ""); err != nil {
-			return fmt.Errorf("path %q: %w", pattern, err)
-		}
-	}
 	timings := map[string]float64{}
 	t0 := time.Now()
 	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath, c.WorkDir)
@@ -115,6 +108,9 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	src, work, tree, ref := u.src, u.work, u.tree, u.src.Ref
 	// Pulling is lazy: the layers stream into the unpack, which this counts.
 	timings["unpack"] = time.Since(t0).Seconds()
+	if err := keep.forImage(tree); err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
 	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
@@ -137,10 +133,7 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 			runs++
 			return o.run(ctx, treeDir, filepath.Join(work, fmt.Sprintf("sandbox-%d", runs)), g)
 		},
-		Closure: rootfs.ClosureOptions{
-			Include: c.IncludePath, Exclude: c.ExcludePath, IncludeShell: c.IncludeShell, Certs: c.IncludeCerts,
-			Workdir: tree.Config.Config.WorkingDir, Env: o.spec.Env,
-		},
+		Closure: keep.closure(rootfs.ClosureOptions{Workdir: tree.Config.Config.WorkingDir, Env: o.spec.Env}),
 		Image: emit.ImageOptions{
 			Compression: c.Compression, Epoch: epoch, Source: ref.String(), SourceDigest: digestOf(src), Dir: work,
 			Docker: docker,
