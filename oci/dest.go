@@ -52,6 +52,38 @@ func Write(ctx context.Context, img v1.Image, ref Reference, o *Options) error {
 	return nil
 }
 
+// WriteNamed is Write to a layout, an OCI archive or a docker-archive under each of names instead of
+// ref's own tag or name: one index entry (org.opencontainers.image.ref.name) per name in a layout or an
+// OCI archive, one RepoTag per name in a docker-archive, which must then be image names (name:tag). A
+// registry reference names one tag: write to each.
+func WriteNamed(ctx context.Context, img v1.Image, ref Reference, names []string, o *Options) error {
+	if len(names) == 0 {
+		return Write(ctx, img, ref, o)
+	}
+	var err error
+	switch ref.Transport {
+	case Layout:
+		for _, n := range names {
+			r := ref
+			r.Tag, r.Digest = n, ""
+			if err := Write(ctx, img, r, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	case OCIArchive:
+		err = atomicfile.Write(ref.Path, func(f *os.File) error { return writeOCIArchive(ctx, f, img, names...) })
+	case DockerArchive:
+		err = atomicfile.Write(ref.Path, func(f *os.File) error { return writeDockerArchive(f, img, ref, names...) })
+	default:
+		err = fmt.Errorf("%w: %s takes one name", ErrReference, ref.Transport)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", ref, err)
+	}
+	return nil
+}
+
 func writeRegistry(ctx context.Context, img v1.Image, ref Reference, o *Options) error {
 	r, err := ref.registryRef(o.Insecure)
 	if err != nil {
@@ -63,7 +95,18 @@ func writeRegistry(ctx context.Context, img v1.Image, ref Reference, o *Options)
 	return remote.Write(r, img, o.remote(ctx)...)
 }
 
-func writeDockerArchive(w io.Writer, img v1.Image, ref Reference) error {
+func writeDockerArchive(w io.Writer, img v1.Image, ref Reference, names ...string) error {
+	if len(names) > 0 {
+		refs := map[name.Reference]v1.Image{}
+		for _, n := range names {
+			t, err := name.NewTag(n)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrReference, err)
+			}
+			refs[t] = img
+		}
+		return tarball.MultiRefWrite(refs, w)
+	}
 	var r name.Reference
 	if ref.Name != "" {
 		t, err := name.NewTag(ref.Name)
@@ -334,7 +377,7 @@ func dirHeader(name string) *tar.Header {
 
 // writeOCIArchive writes an OCI layout holding img as a tar stream. Blobs are written one after another (a
 // tar is sequential); index.json comes last.
-func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, tag string) error {
+func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, tags ...string) error {
 	tw := tar.NewWriter(w)
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(dirHeader(d)); err != nil {
@@ -352,7 +395,12 @@ func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, tag string)
 		return err
 	}
 	im := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	addToIndex(im, desc, tag)
+	if len(tags) == 0 {
+		tags = []string{""}
+	}
+	for _, tag := range tags {
+		addToIndex(im, desc, tag)
+	}
 	b, err := json.Marshal(im)
 	if err != nil {
 		return err
