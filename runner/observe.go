@@ -63,8 +63,10 @@ type Plan struct {
 	// at ProbeTimeout, or ProbeTimeout itself when no HTTP probe ran (the check is then what waits for the app).
 	// Not at the sandbox's start: the app would still be starting, and the run would depend on timing.
 	Healthcheck *Healthcheck
-	// ProbeTimeout bounds how long HTTP probes retry while the app starts (all of them together).
+	// ProbeTimeout bounds how long HTTP probes wait for the app to take connections (all of them together,
+	// from the first probe); Probe says how they are sent, retried and judged once it does.
 	ProbeTimeout time.Duration
+	Probe        ProbePolicy
 	// ContinueAfter is one of the After modes or a number of seconds; "" picks: probe when there are probes,
 	// app-exit otherwise.
 	ContinueAfter string
@@ -87,7 +89,13 @@ type Plan struct {
 // Observation is what one observed run of an app gave.
 type Observation struct {
 	Probes []ProbeResult `json:"probes"`
-	Execs  []ExecResult  `json:"execProbes,omitempty"`
+	// ProbeFailure, when set, is why the HTTP probes fail the observation under Plan.Probe: a probe whose
+	// last attempt got a status failed by FailOn4xx or FailOn5xx (stricter than mint, where only no
+	// successful call fails), or MaxFailures failed probes. ProbeError returns it.
+	ProbeFailure string `json:"probeFailure,omitempty"`
+	// ProbeFailuresAllowed is Plan.Probe.FailuresAllowed: ProbeError does not count the HTTP probes.
+	ProbeFailuresAllowed bool         `json:"probeFailuresAllowed,omitempty"`
+	Execs                []ExecResult `json:"execProbes,omitempty"`
 	// Healthcheck is the image's HEALTHCHECK's runs and status when Plan.Healthcheck was set.
 	Healthcheck *HealthcheckResult `json:"healthcheck,omitempty"`
 	// Record is the sensor's record of the app and the exec probes, minus the files that are not the
@@ -143,9 +151,20 @@ func (o *Observation) ProbesOK() (ok, total int) {
 }
 
 // ProbeError fails an observation whose probes all failed (none run is no failure): a slim image made from
-// it would be useless.
+// it would be useless; and one whose HTTP probes fail under the probe policy (ProbeFailure).
 func (o *Observation) ProbeError() error {
+	if o.ProbeFailure != "" {
+		return errors.New(o.ProbeFailure)
+	}
 	ok, total := o.ProbesOK()
+	if o.ProbeFailuresAllowed {
+		for _, p := range o.Probes {
+			total--
+			if p.OK() {
+				ok--
+			}
+		}
+	}
 	switch {
 	case total == 0 || ok > 0:
 		return nil
@@ -205,22 +224,8 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	octx, ocancel := context.WithTimeout(ctx, plan.Timeout)
 	defer ocancel()
 
-	pctx, cancel := context.WithTimeout(octx, plan.ProbeTimeout)
-	for _, c := range plan.HTTP {
-		ports := []int{c.Port}
-		if c.Port == 0 {
-			ports = plan.Ports
-		}
-		for _, port := range ports {
-			c.Port = port
-			res := ProbeHTTP(pctx, s, c)
-			if res.OK() && obs.FirstAnswer == 0 {
-				obs.FirstAnswer = time.Since(start)
-			}
-			obs.Probes = append(obs.Probes, res)
-		}
-	}
-	cancel()
+	obs.Probes, obs.FirstAnswer = s.probeAll(octx, plan, start)
+	obs.ProbeFailure, obs.ProbeFailuresAllowed = probeVerdict(plan.Probe, obs.Probes), plan.Probe.FailuresAllowed
 	var healthRecs []*sensor.Record
 	if hc := plan.Healthcheck; hc != nil {
 		obs.Healthcheck = &HealthcheckResult{Healthcheck: *hc, Status: Unhealthy}

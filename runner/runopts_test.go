@@ -61,11 +61,11 @@ func TestReadEnvFile(t *testing.T) {
 		t.Errorf("%q %v, want %q", got, err, want)
 	}
 	for body, msg := range map[string]string{
-		"A=1\nHOST_VAR\n":  ":2: \"HOST_VAR\" has no value",
-		"=1\n":             ":1: \"\" is not a variable name",
-		"MY VAR=1\n":       ":1: \"MY VAR\" is not a variable name",
-		"A=1\x00\n":        ":1: a NUL byte",
-		"\n\n\nB\n":        ":4:",
+		"A=1\nHOST_VAR\n": ":2: \"HOST_VAR\" has no value",
+		"=1\n":            ":1: \"\" is not a variable name",
+		"MY VAR=1\n":      ":1: \"MY VAR\" is not a variable name",
+		"A=1\x00\n":       ":1: a NUL byte",
+		"\n\n\nB\n":       ":4:",
 		strings.Repeat("A=1234567\n", MaxEnvFileBytes/10+1): "over 1024 KiB",
 	} {
 		p := write("bad.env", body)

@@ -24,7 +24,7 @@ import (
 // BuildCmd is the main job: observe the app, keep what it needs, write a one-layer image, verify it, deliver.
 type BuildCmd struct {
 	Image               string   `arg:"" help:"Image to slim." name:"IMAGE"`
-	Tag                 string   `help:"Registry reference of the slim image for --push (default: the source repository with .slim appended to its name, same tag)." placeholder:"REF"`
+	Tag                 []string `help:"With --push, a registry reference to push the slim image to (default: the source repository with .slim appended to its name, same tag); without, a name for the outputs that name none (an OCI layout's or archive's ref.name, a docker-archive's name:tag) (repeatable)." placeholder:"REF" sep:"none"`
 	Push                bool     `help:"Push the slim image to --tag."`
 	Output              []string `help:"Also write the slim image here: oci:DIR[:tag], docker-archive:FILE[:name:tag], oci-archive:FILE[:tag] or a registry reference (repeatable). Without --push or --output it goes to the OCI layout STATE/image." placeholder:"DEST" sep:"none"`
 	StatePath           string   `help:"Directory for the artifacts: report.json, Dockerfile.fat, seccomp.json, apparmor.profile, kept.json, dropped.json." default:"slimoci-state" type:"path"`
@@ -34,6 +34,7 @@ type BuildCmd struct {
 	RemoveFileArtifacts bool     `help:"Remove the artifacts (the state path's files) at the end."`
 	ObserveFlags
 	KeepFlags
+	ImageFlags
 }
 
 // BuildReport is build's report.json: the fat run, the verify run, and what the build did.
@@ -71,31 +72,17 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	var dests []oci.Reference
-	if c.Push {
-		tag := c.Tag
-		if tag == "" {
-			if tag, err = slimTag(srcRef); err != nil {
-				return err
-			}
-		}
-		ref, err := oci.ParseDestination(tag)
-		if err != nil || ref.Transport != oci.Registry {
-			return fmt.Errorf("--tag %q: want a registry reference to push to", tag)
-		}
-		dests = append(dests, ref)
-	} else if c.Tag != "" {
-		return fmt.Errorf("--tag %q without --push: give --output to write the image elsewhere", c.Tag)
+	dests, err := c.destinations(srcRef)
+	if err != nil {
+		return err
 	}
-	for _, out := range c.Output {
-		ref, err := parseDestination(out)
-		if err != nil {
-			return err
-		}
-		dests = append(dests, ref)
+	kept, err := parseImageOverrides(c.ImageOverrides)
+	if err != nil {
+		return err
 	}
-	if len(dests) == 0 {
-		dests = append(dests, oci.Reference{Transport: oci.Layout, Path: filepath.Join(c.StatePath, "image"), Tag: srcTag(srcRef)})
+	edits, newEdits, err := c.imageEdits(kept, c.overrides(), &c.RunFlags)
+	if err != nil {
+		return err
 	}
 	timings := map[string]float64{}
 	t0 := time.Now()
@@ -114,6 +101,19 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
+	// The slim image's config, to warn of removals that find nothing and to keep its WORKDIR; the run's
+	// working directory is kept too.
+	slimCfg := tree.Config.Config
+	for i := range edits {
+		for _, note := range edits[i].Apply(&slimCfg) {
+			g.logger.Warn(note)
+		}
+	}
+	extra := map[string]string{}
+	if o.spec.Cwd != "" && o.spec.Cwd != slimCfg.WorkingDir {
+		extra[o.spec.Cwd] = rootfs.ReasonWorkdir
+	}
+	verifyOverrides := c.overrides().forVerify(kept, newEdits)
 	epoch, err := sourceDateEpoch()
 	if err != nil {
 		return err
@@ -133,10 +133,20 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 			runs++
 			return o.run(ctx, treeDir, filepath.Join(work, fmt.Sprintf("sandbox-%d", runs)), g)
 		},
-		Closure: keep.closure(rootfs.ClosureOptions{Workdir: tree.Config.Config.WorkingDir, Env: o.spec.Env}),
+		ObserveSlim: func(ctx context.Context, slim *rootfs.Tree) (*runner.Observation, error) {
+			runs++
+			// As the slim image will be run (forVerify), under the fat run's probes, on the fat run's ports.
+			v := *o
+			if err := c.forConfig(&v, slim, verifyOverrides); err != nil {
+				return nil, err
+			}
+			v.plan.Ports, v.plan.HTTP = o.plan.Ports, o.plan.HTTP
+			return v.run(ctx, slim.Dir, filepath.Join(work, fmt.Sprintf("sandbox-%d", runs)), g)
+		},
+		Closure: keep.closure(rootfs.ClosureOptions{Workdir: slimCfg.WorkingDir, Env: o.spec.Env, Extra: extra}),
 		Image: emit.ImageOptions{
 			Compression: c.Compression, Epoch: epoch, Source: ref.String(), SourceDigest: digestOf(src), Dir: work,
-			Docker: docker,
+			Docker: docker, Edits: edits,
 		},
 		Verify: c.Verify, Rounds: c.VerifyRounds, Logger: g.logger,
 	})
@@ -163,8 +173,8 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	var outs []string
 	for _, d := range dests {
-		if err := oci.Write(ctx, res.Image, d, opts); err != nil {
-			return fmt.Errorf("writing the slim image to %s: %w", d, err)
+		if err := oci.WriteNamed(ctx, res.Image, d.Reference, d.names, opts); err != nil {
+			return fmt.Errorf("writing the slim image to %s: %w", d.Reference, err)
 		}
 		outs = append(outs, d.String())
 	}
@@ -177,7 +187,7 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 		FatSize: fatSize, SlimSize: res.Stats.Bytes, Layer: res.Stats, Rounds: res.Rounds, Added: res.Added,
 		MissingLibs: res.Closure.MissingLibs, Timings: timings, Fat: res.Fat, Verify: res.Slim,
 	}
-	if err := writeJSON(filepath.Join(c.StatePath, "report.json"), report); err != nil {
+	if _, err := c.writeReport(c.StatePath, report); err != nil {
 		return err
 	}
 	summary(g.stdout, ref.String(), res.Fat)
@@ -224,12 +234,81 @@ func (c *BuildCmd) writeArtifacts(src *oci.Source, o *observation, tree *rootfs.
 		return err
 	}
 	if res.Closure == nil {
-		return writeJSON(filepath.Join(c.StatePath, "report.json"), BuildReport{Image: src.Ref.String(), Args: o.spec.Args, User: o.user, Fat: res.Fat})
+		_, err := c.writeReport(c.StatePath, BuildReport{Image: src.Ref.String(), Args: o.spec.Args, User: o.user, Fat: res.Fat})
+		return err
 	}
 	if err := writeJSON(filepath.Join(c.StatePath, "kept.json"), res.Closure.Keep); err != nil {
 		return err
 	}
 	return writeJSON(filepath.Join(c.StatePath, "dropped.json"), dropped)
+}
+
+// destination is where the slim image goes, and under which names (--tag without --push).
+type destination struct {
+	oci.Reference
+	names []string
+}
+
+func (d destination) String() string {
+	if len(d.names) == 0 {
+		return d.Reference.String()
+	}
+	return d.Reference.String() + " as " + strings.Join(d.names, ", ")
+}
+
+// destinations reads --push, --tag and --output. With --push each --tag is a registry reference pushed to
+// (one by default, slimTag); without, the tags name the outputs that name no image themselves (oci:DIR,
+// oci-archive:FILE, docker-archive:FILE, and the default layout STATE/image, otherwise tagged as the source).
+func (c *BuildCmd) destinations(src oci.Reference) ([]destination, error) {
+	var dests []destination
+	var names []string
+	if c.Push {
+		tags := c.Tag
+		if len(tags) == 0 {
+			tag, err := slimTag(src)
+			if err != nil {
+				return nil, err
+			}
+			tags = []string{tag}
+		}
+		for _, tag := range tags {
+			ref, err := oci.ParseDestination(tag)
+			if err != nil || ref.Transport != oci.Registry {
+				return nil, fmt.Errorf("--tag %q: want a registry reference to push to", tag)
+			}
+			dests = append(dests, destination{Reference: ref})
+		}
+	} else {
+		for _, tag := range c.Tag {
+			if _, err := name.NewTag(tag); err != nil {
+				return nil, fmt.Errorf("--tag %q: not an image name: %w", tag, err)
+			}
+		}
+		names = c.Tag
+	}
+	named := func(ref oci.Reference) destination {
+		unnamed := (ref.Transport == oci.Layout || ref.Transport == oci.OCIArchive) && ref.Tag == "" && ref.Digest == "" ||
+			ref.Transport == oci.DockerArchive && ref.Name == ""
+		if unnamed {
+			return destination{Reference: ref, names: names}
+		}
+		return destination{Reference: ref}
+	}
+	for _, out := range c.Output {
+		ref, err := parseDestination(out)
+		if err != nil {
+			return nil, err
+		}
+		dests = append(dests, named(ref))
+	}
+	if len(dests) == 0 {
+		def := named(oci.Reference{Transport: oci.Layout, Path: filepath.Join(c.StatePath, "image")})
+		if len(def.names) == 0 {
+			def.Tag = srcTag(src)
+		}
+		dests = append(dests, def)
+	}
+	return dests, nil
 }
 
 // slimTag is docker-slim's default name: the source repository with ".slim" appended, same tag.

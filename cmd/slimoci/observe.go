@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,14 +29,15 @@ import (
 // ObserveFlags say how the app is run and exercised; profile and build share them.
 type ObserveFlags struct {
 	Sensor           string        `help:"The static slimoci-sensor binary (default: beside slimoci)." type:"path"`
+	SensorBackend    string        `help:"How the sensor sees the app's syscalls: notify (seccomp user notification, Linux 5.5; the default where the kernel has it) or ptrace (a ptrace stop per syscall, slower). Both record the same." enum:"auto,notify,ptrace" default:"auto"`
 	HTTPProbe        bool          `help:"Probe the app over HTTP on its exposed TCP ports (GET /, HTTP then HTTPS, unless --http-probe-cmd says otherwise)." default:"true" negatable:""`
-	HTTPProbeCmd     []string      `help:"An HTTP probe, [http|https:][METHOD:]/PATH, sent to every probed port (repeatable; replaces GET /)." sep:"none" placeholder:"[PROTO:][METHOD:]/PATH"`
-	HTTPProbeCmdFile string        `help:"HTTP probes in docker-slim's JSON format: {\"commands\":[{\"protocol\",\"method\",\"resource\",\"port\",\"headers\",\"body\"}]}." type:"existingfile" placeholder:"FILE"`
+	HTTPProbeCmd     []string      `help:"An HTTP probe, [crawl:][PROTO:][METHOD:]/PATH, PROTO http, https, http2, http2c, ws or wss, sent to every probed port (repeatable; replaces GET /)." sep:"none" placeholder:"[PROTO:][METHOD:]/PATH"`
+	HTTPProbeCmdFile string        `help:"HTTP probes in mint's JSON format, {\"commands\":[...]}, each with method, resource, port, protocol, headers, body, body_file, body_generate, body_is_form, form_field_name, form_file_name, username, password, crawl, fastcgi (see the README); an unknown field is an error." type:"existingfile" placeholder:"FILE"`
 	HTTPProbePorts   []int         `help:"Ports to probe instead of the image's exposed TCP ports." sep:","`
 	Exec             []string      `help:"Run a command in the sandbox while the app runs, as the image user: a shell command (/bin/sh -c) or a JSON array (repeatable; what it uses is recorded)." sep:"none" placeholder:"CMD"`
 	ContinueAfter    string        `help:"When to stop observing: probe (after the probes), exec, app-exit, enter, signal (SIGUSR1 to slimoci), timeout, or a number of seconds. Default: probe when there are probes, app-exit otherwise; never enter, so it does not wait for a terminal." placeholder:"MODE"`
 	Timeout          time.Duration `help:"The longest the app is observed (app-exit, enter, signal; the wait of --continue-after=timeout)." default:"10m"`
-	ProbeTimeout     time.Duration `help:"How long HTTP probes retry while the app starts." default:"60s"`
+	ProbeTimeout     time.Duration `help:"How long HTTP probes wait for the app to take connections (all probes together, from the first)." default:"60s"`
 	StopTimeout      time.Duration `help:"How long the app has to stop after its stop signal before it is killed." default:"10s"`
 	Network          string        `help:"private: the app gets its own network; host: it shares the host's (to reach a database you run)." enum:"private,host" default:"private"`
 	Entrypoint       []string      `help:"Override the image's ENTRYPOINT for the observation (repeat for each argument; --entrypoint='' clears it)." sep:"none"`
@@ -54,6 +56,10 @@ type ObserveFlags struct {
 
 	// The image's own exec probe, apart from the user's.
 	IncludeHealthcheck bool `help:"Run the image's HEALTHCHECK in the sandbox as the runtime would (after the HTTP probes, and again after the exec probes; its interval shortened to 1s), so that what it uses is kept; verify runs it too." default:"true" negatable:""`
+
+	RunFlags
+	CommandFlags
+	ProbeFlags
 }
 
 // observation is one prepared run: what to start and how to exercise it.
@@ -132,25 +138,15 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 			return nil, fmt.Errorf("--env %q: want NAME=VALUE", e)
 		}
 	}
+	if err := f.parseRun(o); err != nil {
+		return nil, err
+	}
 	o.plan = runner.Plan{
 		ProbeTimeout: f.ProbeTimeout, ContinueAfter: f.ContinueAfter, Timeout: f.Timeout,
-		StopTimeout: f.StopTimeout, Enter: os.Stdin, ExecOutput: out,
+		StopTimeout: f.StopTimeout, Enter: os.Stdin, ExecOutput: out, Published: published(g.stdout),
 	}
-	if f.HTTPProbe {
-		for _, s := range f.HTTPProbeCmd {
-			c, err := runner.ParseHTTPCommand(s)
-			if err != nil {
-				return nil, err
-			}
-			o.plan.HTTP = append(o.plan.HTTP, c)
-		}
-		if f.HTTPProbeCmdFile != "" {
-			cmds, err := runner.ReadHTTPCommandFile(f.HTTPProbeCmdFile)
-			if err != nil {
-				return nil, err
-			}
-			o.plan.HTTP = append(o.plan.HTTP, cmds...)
-		}
+	if o.plan.HTTP, o.plan.Probe, err = f.httpProbes(); err != nil {
+		return nil, err
 	}
 	for _, e := range f.Exec {
 		argv, err := execArgs(e)
@@ -164,17 +160,14 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 
 // forImage completes the observation from the unpacked image: what to run, as whom, and the ports to probe.
 func (f *ObserveFlags) forImage(o *observation, tree *rootfs.Tree) error {
-	cfg := tree.Config.Config
-	entrypoint, cmd := cfg.Entrypoint, cfg.Cmd
-	if f.Entrypoint != nil {
-		// As docker run --entrypoint: the image's CMD goes with it only when not overridden either; an empty
-		// --entrypoint clears it.
-		entrypoint, cmd = nonEmpty(f.Entrypoint), nil
-	}
-	if f.Cmd != nil {
-		cmd = f.Cmd
-	}
-	args := append(append([]string(nil), entrypoint...), cmd...)
+	return f.forConfig(o, tree, f.overrides())
+}
+
+// forConfig completes the observation from the unpacked image's config with ov applied (the observation's
+// overrides; verify's, see forVerify).
+func (f *ObserveFlags) forConfig(o *observation, tree *rootfs.Tree, ov runOverrides) error {
+	cfg := ov.apply(tree.Config.Config)
+	args := append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
 	if len(args) == 0 {
 		return fmt.Errorf("the image has no entrypoint and no cmd: nothing to run (give --cmd)")
 	}
@@ -194,10 +187,7 @@ func (f *ObserveFlags) forImage(o *observation, tree *rootfs.Tree) error {
 	if err != nil {
 		return err
 	}
-	env := append([]string(nil), cfg.Env...)
-	for _, e := range f.Env {
-		env = setVar(env, e)
-	}
+	env := slices.Clone(cfg.Env)
 	if !hasVar(env, "PATH") {
 		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	}

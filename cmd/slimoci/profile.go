@@ -56,7 +56,8 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	if src.Digest.Hex != "" {
 		report.Digest = src.Digest.String()
 	}
-	if err := writeJSON(filepath.Join(c.StatePath, "report.json"), report); err != nil {
+	where, err := c.writeReport(c.StatePath, report)
+	if err != nil {
 		return err
 	}
 	if err := writeSeccomp(filepath.Join(c.StatePath, "seccomp.json"), obs); err != nil {
@@ -65,7 +66,10 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	summary(g.stdout, ref.String(), obs)
 	fmt.Fprintf(g.stdout, "artifacts in %s\n", c.StatePath)
 	if runErr != nil {
-		return fmt.Errorf("running %s: %w (the record is in %s)", ref, runErr, filepath.Join(c.StatePath, "report.json"))
+		if where == "" {
+			return fmt.Errorf("running %s: %w", ref, runErr)
+		}
+		return fmt.Errorf("running %s: %w (the record is in %s)", ref, runErr, where)
 	}
 	return obs.ProbeError()
 }
@@ -114,18 +118,6 @@ func nonEmpty(v []string) []string {
 		}
 	}
 	return out
-}
-
-// setVar sets NAME=VALUE in env, replacing an earlier value.
-func setVar(env []string, kv string) []string {
-	name, _, _ := strings.Cut(kv, "=")
-	for i, e := range env {
-		if strings.HasPrefix(e, name+"=") {
-			env[i] = kv
-			return env
-		}
-	}
-	return append(env, kv)
 }
 
 func hasVar(env []string, name string) bool {
