@@ -75,6 +75,8 @@ func TestProbeFlags(t *testing.T) {
 		t.Errorf("--no-http-probe-exit-on-failure: %+v %v", p, err)
 	}
 
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"commands":[{"resource":"/","usrname":"u"}]}`), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -92,7 +94,7 @@ func TestProbeFlags(t *testing.T) {
 		{[]string{"--no-http-probe", "--http-probe-cmd-file", file}, "probes given with probing off"},
 		{[]string{"--http-probe-cmd", "ftp:GET:/"}, `protocol "ftp" is not one of`},
 		{[]string{"--http-probe-cmd-upload", "/nonexistent/file:/up"}, "no such file"},
-		{[]string{"--http-probe-cmd-file", writeFile(t, "bad.json", `{"commands":[{"resource":"/","usrname":"u"}]}`)}, `bad.json: commands[0]: unknown field "usrname"`},
+		{[]string{"--http-probe-cmd-file", bad}, `bad.json: commands[0]: unknown field "usrname"`},
 	} {
 		if _, _, err := probesOf(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.args, err, tc.want)
