@@ -44,15 +44,21 @@ func podmanGet(t *testing.T, image string, flags ...string) string {
 // container's name and the SHA-256 of the body. The container is removed when the test ends.
 func podmanServe(t *testing.T, image string, flags ...string) (name, sum string) {
 	t.Helper()
+	return podmanServePort(t, image, "8080", flags...)
+}
+
+// podmanServePort is podmanServe for an app on another port.
+func podmanServePort(t *testing.T, image, appPort string, flags ...string) (name, sum string) {
+	t.Helper()
 	ctx := context.Background()
 	name = "slimoci-e2e-" + strings.NewReplacer("/", "-", ":", "-", ".", "-").Replace(filepath.Base(image))
 	testbed.Run(ctx, "podman", "rm", "-f", name)
 	t.Cleanup(func() { testbed.Run(ctx, "podman", "rm", "-f", "-t", "0", name) })
-	args := append(append([]string{"run", "-d", "--name", name, "-p", "127.0.0.1::8080"}, flags...), image)
+	args := append(append([]string{"run", "-d", "--name", name, "-p", "127.0.0.1::" + appPort}, flags...), image)
 	if _, err := testbed.Run(ctx, "podman", args...); err != nil {
 		t.Fatal(err)
 	}
-	port, err := testbed.Run(ctx, "podman", "port", name, "8080")
+	port, err := testbed.Run(ctx, "podman", "port", name, appPort)
 	if err != nil {
 		t.Fatal(err)
 	}
