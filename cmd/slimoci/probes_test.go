@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +106,180 @@ func TestE2EProfileProbes(t *testing.T) {
 				}
 			case <-time.After(30 * time.Second):
 				t.Fatalf("slimoci did not go on after %s", mode)
+			}
+		})
+	}
+}
+
+// profileReport is what profile wrote to its state path: the observation.
+func profileReport(t *testing.T, state string) *runner.Observation {
+	t.Helper()
+	var r runner.Observation
+	b, err := os.ReadFile(filepath.Join(state, "report.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+// probeSummary is each probe's method, path, status and attempts.
+func probeSummary(probes []runner.ProbeResult) []string {
+	var out []string
+	for _, p := range probes {
+		out = append(out, fmt.Sprintf("%s %s %d x%d", p.Method, p.Path, p.Status, p.Attempts))
+	}
+	return out
+}
+
+// The probe file docker-slim users have, which slimoci refused (json: unknown field "username"), on the
+// probes sample: its credentials reach the app, whose /private page then reads a file no other request
+// reads; the page answers 200 in the fat run, in verify's run of the slim image, and under podman from the
+// slim image, which has the file. An upload (--http-probe-cmd-upload) reaches /upload likewise. Without the
+// credentials the page answers 401 and the file is not in the record: they are what keeps it.
+func TestE2EBuildProbeFile(t *testing.T) {
+	sensorBin := rootSandbox(t, "these runs use the root sandbox")
+	ctx := t.Context()
+	src := "oci:" + bed.Layout("probes") + ":latest"
+	dir := t.TempDir()
+	probeFile := filepath.Join(dir, "probes.json")
+	os.WriteFile(probeFile, []byte(`{"commands":[
+		{"method":"GET","resource":"/private","username":"admin","password":"s3cret","headers":["Accept: text/plain"]}
+	]}`), 0o644)
+	state := filepath.Join(dir, "state")
+	archive := filepath.Join(dir, "slim.tar")
+	image := "localhost/slimoci-e2e/probes-slim:latest"
+	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd-file", probeFile,
+		"--http-probe-cmd-upload", "generate.text.json:/upload", "--output", "docker-archive:"+archive+":"+image, src)
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	r := buildReport(t, state)
+	want := []string{"POST /upload 200 x1", "GET /private 200 x1"}
+	if got := probeSummary(r.Fat.Probes); !slices.Equal(got, want) {
+		t.Errorf("the fat run's probes %v, want %v", got, want)
+	}
+	if r.Verify == nil || !slices.Equal(probeSummary(r.Verify.Probes), want) {
+		t.Errorf("verify's probes: %+v", r.Verify)
+	}
+	secret, _ := os.ReadFile("../../testdata/samples/probes/private/secret.txt")
+	if sum := sha256.Sum256(secret); r.Fat.Probes[1].BodySHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("GET /private's body hashes to %s, not the secret page's", r.Fat.Probes[1].BodySHA256)
+	}
+	var kept map[string][]string
+	if b, err := os.ReadFile(filepath.Join(state, "kept.json")); err != nil || json.Unmarshal(b, &kept) != nil {
+		t.Fatalf("kept.json: %v", err)
+	}
+	for _, p := range []string{"/app/private/secret.txt", "/app/private/upload.txt"} {
+		if kept[p] == nil {
+			t.Errorf("%s is not kept", p)
+		}
+	}
+
+	if _, err := testbed.Run(ctx, "podman", "load", "-i", archive); err != nil {
+		t.Fatal(err)
+	}
+	defer testbed.Run(ctx, "podman", "rmi", "-f", image)
+	name, _ := podmanServe(t, image)
+	port, err := testbed.Run(ctx, "podman", "port", name, "8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + strings.TrimSpace(string(port))
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, tc := range []struct {
+		name   string
+		req    func() *http.Request
+		status int
+		body   string
+	}{
+		{"with the credentials", func() *http.Request {
+			req, _ := http.NewRequest("GET", base+"/private", nil)
+			req.SetBasicAuth("admin", "s3cret")
+			return req
+		}, 200, string(secret)},
+		{"without", func() *http.Request { req, _ := http.NewRequest("GET", base+"/private", nil); return req }, 401, "who are you?\n"},
+		{"an upload", func() *http.Request {
+			req, _ := http.NewRequest("POST", base+"/upload", strings.NewReader("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nabc\r\n--b--\r\n"))
+			req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+			return req
+		}, 200, `{"name":"a.txt","note":"an upload was received","size":3}` + "\n"},
+	} {
+		resp, err := client.Do(tc.req())
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || string(body) != tc.body {
+			t.Errorf("%s: the slim image answers %d %q, want %d %q", tc.name, resp.StatusCode, body, tc.status, tc.body)
+		}
+	}
+
+	// Without the credentials: a 401 is an answer, and the page's file is not read.
+	state = filepath.Join(dir, "profile")
+	out, errs, code = slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/private", src)
+	if code != 0 {
+		t.Fatalf("profile: exit %d: %s %s", code, out, errs)
+	}
+	o := profileReport(t, state)
+	if got := probeSummary(o.Probes); !slices.Equal(got, []string{"GET /private 401 x1"}) {
+		t.Errorf("probes without the credentials: %v", got)
+	}
+	if ops := o.Record.Files["/app/private/secret.txt"]; ops != nil {
+		t.Errorf("the secret page's file was read without the credentials: %v", ops)
+	}
+}
+
+// The failure policy on the probes sample's /fail, which answers 500: with --http-probe-fail-on-status-5xx
+// the 500 is a failed attempt, retried (--http-probe-retry-count 2, 1 s apart), and the build fails in one
+// line, writing no image; without the flag the 500 is an answer, and with --no-http-probe-exit-on-failure
+// the failure is recorded but fails nothing.
+func TestE2EBuildFailOn5xx(t *testing.T) {
+	sensorBin := rootSandbox(t, "these runs use the root sandbox")
+	src := "oci:" + bed.Layout("probes") + ":latest"
+	dir := t.TempDir()
+	state := filepath.Join(dir, "build")
+	start := time.Now()
+	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/", "--http-probe-cmd", "/fail",
+		"--http-probe-fail-on-status-5xx", "--http-probe-retry-count", "2", "--http-probe-retry-wait", "1", src)
+	want := "probe GET :8080/fail: status 500, a failure with --http-probe-fail-on-status-5xx (2 attempts)"
+	if code == 0 || !strings.Contains(errs, want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		t.Fatalf("exit %d, stderr %q; want a failure saying %q in one line (stdout %s)", code, errs, want, out)
+	}
+	if _, err := os.Stat(filepath.Join(state, "image")); !os.IsNotExist(err) {
+		t.Errorf("a failed build wrote an image: %v", err)
+	}
+	r := buildReport(t, state)
+	if got := probeSummary(r.Fat.Probes); !slices.Equal(got, []string{"GET / 200 x1", "GET /fail 500 x2"}) || r.Fat.ProbeFailure == "" || r.Verify != nil {
+		t.Errorf("the fat run's probes %v, failure %q, verify %v", got, r.Fat.ProbeFailure, r.Verify != nil)
+	}
+	if d := time.Since(start); d > 2*time.Minute {
+		t.Errorf("the failing build took %v", d)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		probe string
+	}{
+		{"any status is an answer", nil, "GET /fail 500 x1"},
+		{"failures allowed", []string{"--http-probe-fail-on-status-5xx", "--http-probe-retry-count", "2", "--http-probe-retry-wait", "500ms",
+			"--no-http-probe-exit-on-failure"}, "GET /fail 500 x2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := filepath.Join(t.TempDir(), "state")
+			args := append([]string{"profile", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/fail"}, tc.args...)
+			out, errs, code := slimoci(t, append(args, src)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s %s", code, out, errs)
+			}
+			o := profileReport(t, state)
+			if got := probeSummary(o.Probes); !slices.Equal(got, []string{tc.probe}) || o.ProbeFailure != "" {
+				t.Errorf("probes %v, failure %q", got, o.ProbeFailure)
 			}
 		})
 	}

@@ -21,8 +21,10 @@ var Samples = []string{"node", "python", "ruby", "java"}
 // Apps are more sample apps, for end-to-end tests that the benchmarks leave out. "web" is busybox httpd
 // serving /srv/www, a symlink to /app/www, on port 8080, with a HEALTHCHECK that runs curl; its layout holds a
 // Docker schema 2 manifest (HEALTHCHECK is a Docker field), which skopeo 1.9 cannot read from a layout: copy
-// it from the docker-archive.
-var Apps = []string{"web"}
+// it from the docker-archive. "probes" is a flask app on the python sample with the pages of mint's probe
+// options: /private behind basic authentication (admin, s3cret), /fail answering 500, /upload taking a form's
+// "file" (testdata/samples/probes).
+var Apps = []string{"web", "probes"}
 
 // Fixtures are the test bed's images that are not apps: "layers" holds whiteouts, an opaque directory,
 // hardlinks, a fifo, setuid and owned files, and a directory replaced by a symlink.
