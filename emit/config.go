@@ -60,24 +60,8 @@ func (e *ConfigEdits) Apply(c *v1.Config) []string {
 	for _, kv := range e.Env {
 		c.Env = SetEnv(c.Env, kv)
 	}
-	if len(e.ExposedPorts) > 0 {
-		c.ExposedPorts = maps.Clone(c.ExposedPorts)
-		if c.ExposedPorts == nil {
-			c.ExposedPorts = map[string]struct{}{}
-		}
-		for _, p := range e.ExposedPorts {
-			c.ExposedPorts[p] = struct{}{}
-		}
-	}
-	if len(e.Volumes) > 0 {
-		c.Volumes = maps.Clone(c.Volumes)
-		if c.Volumes == nil {
-			c.Volumes = map[string]struct{}{}
-		}
-		for _, v := range e.Volumes {
-			c.Volumes[v] = struct{}{}
-		}
-	}
+	c.ExposedPorts = addKeys(c.ExposedPorts, e.ExposedPorts)
+	c.Volumes = addKeys(c.Volumes, e.Volumes)
 	if len(e.Labels) > 0 {
 		c.Labels = maps.Clone(c.Labels)
 		if c.Labels == nil {
@@ -130,6 +114,21 @@ func (e *ConfigEdits) Apply(c *v1.Config) []string {
 		}
 	}
 	return notes
+}
+
+// addKeys returns a copy of set with keys added (set itself when there are none).
+func addKeys(set map[string]struct{}, keys []string) map[string]struct{} {
+	if len(keys) == 0 {
+		return set
+	}
+	set = maps.Clone(set)
+	if set == nil {
+		set = map[string]struct{}{}
+	}
+	for _, k := range keys {
+		set[k] = struct{}{}
+	}
+	return set
 }
 
 // SetEnv sets NAME=VALUE in env: an earlier value of NAME is replaced where it was, otherwise it is appended.

@@ -75,7 +75,7 @@ func TestE2EImageEdits(t *testing.T) {
 		"--new-env", "PORT=9090", "--new-expose", "9090", "--new-volume", "/data", "--new-label", "new.label=2",
 		"--remove-expose", "8080", "--remove-env", "PYTHONUNBUFFERED", "--remove-label", "io.buildah.version",
 		"--remove-label", "gone", "--remove-volume", "/scratch",
-		"--tag", one, "--tag", two, "--output", "oci:" + layout, "--output", "docker-archive:" + archive,
+		"--tag", one, "--tag", two, "--output", "oci:"+layout, "--output", "docker-archive:"+archive,
 		"oci:"+bed.Layout("python")+":latest")
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)

@@ -113,30 +113,25 @@ func (f *ImageFlags) imageEdits(kept map[string]bool, ov runOverrides, run *RunF
 		return nil, nil, err
 	}
 	e.RemoveEnv, e.RemoveLabels = f.RemoveEnv, f.RemoveLabel
-	for _, ports := range []struct {
-		flag string
-		in   []string
-		out  *[]string
-	}{{"--new-expose", f.NewExpose, &e.ExposedPorts}, {"--remove-expose", f.RemoveExpose, &e.RemoveExposedPorts}} {
-		for _, p := range ports.in {
-			keys, err := emit.ParsePorts(p)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", ports.flag, err)
-			}
-			*ports.out = append(*ports.out, keys...)
-		}
+	volume := func(v string) ([]string, error) {
+		dir, err := emit.CleanVolume(v)
+		return []string{dir}, err
 	}
-	for _, vols := range []struct {
-		flag string
-		in   []string
-		out  *[]string
-	}{{"--new-volume", f.NewVolume, &e.Volumes}, {"--remove-volume", f.RemoveVolume, &e.RemoveVolumes}} {
-		for _, v := range vols.in {
-			dir, err := emit.CleanVolume(v)
+	for _, l := range []struct {
+		flag  string
+		in    []string
+		out   *[]string
+		parse func(string) ([]string, error)
+	}{
+		{"--new-expose", f.NewExpose, &e.ExposedPorts, emit.ParsePorts}, {"--remove-expose", f.RemoveExpose, &e.RemoveExposedPorts, emit.ParsePorts},
+		{"--new-volume", f.NewVolume, &e.Volumes, volume}, {"--remove-volume", f.RemoveVolume, &e.RemoveVolumes, volume},
+	} {
+		for _, v := range l.in {
+			keys, err := l.parse(v)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", vols.flag, err)
+				return nil, nil, fmt.Errorf("%s: %w", l.flag, err)
 			}
-			*vols.out = append(*vols.out, dir)
+			*l.out = append(*l.out, keys...)
 		}
 	}
 	for _, ed := range []*emit.ConfigEdits{&keep, e} {
