@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,42 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/slimoci/slimoci/sensor"
 )
-
-// Continue-after modes, as docker-slim's --continue-after: when the observation ends and the app is asked to
-// stop.
-const (
-	// AfterProbe ends once every HTTP and exec probe is done.
-	AfterProbe = "probe"
-	// AfterExec ends once the exec probes are done (HTTP probes run first).
-	AfterExec = "exec"
-	// AfterAppExit waits for the app to exit by itself (a command-style image).
-	AfterAppExit = "app-exit"
-	// AfterEnter waits for a line on Plan.Enter (the user pressing Enter).
-	AfterEnter = "enter"
-	// AfterSignal waits for a value on Plan.Signal (slimoci receiving SIGUSR1).
-	AfterSignal = "signal"
-	// AfterTimeout waits Plan.Timeout.
-	AfterTimeout = "timeout"
-)
-
-// ParseContinueAfter checks a --continue-after value: a mode above or a number of seconds.
-func ParseContinueAfter(s string) error {
-	switch s {
-	case "", AfterProbe, AfterExec, AfterAppExit, AfterEnter, AfterSignal, AfterTimeout:
-		return nil
-	}
-	if n, err := strconv.Atoi(s); err == nil && n > 0 {
-		return nil
-	}
-	return fmt.Errorf("--continue-after %q: want probe, exec, app-exit, enter, signal, timeout or a number of seconds", s)
-}
 
 // Plan says how to exercise the app and when to stop it.
 type Plan struct {
@@ -53,6 +22,14 @@ type Plan struct {
 	Ports []int
 	// Exec probes run in the sandbox, in order, after the HTTP probes.
 	Exec [][]string
+	// HostExec are the user's shell lines run on the host, in order, after the exec probes (see
+	// hostExecStep): each with HostExecPorts, the app's ports, reachable on the host's loopback
+	// (SLIMOCI_PORT_<port>, SLIMOCI_ADDR), in HostExecEnv (nil: slimoci's environment), for at most
+	// HostExecTimeout (0: DefaultHostExecTimeout). One that fails fails the observation (ProbeError).
+	HostExec        []string
+	HostExecPorts   []int
+	HostExecEnv     []string
+	HostExecTimeout time.Duration
 	// Healthcheck, when set, is the image's HEALTHCHECK, run in the sandbox as the runtime would run it
 	// (an exec probe: as the app's user, recorded and merged likewise), with the image's timeout capped by
 	// Spec.ExecTimeout and its interval shortened to at most HealthcheckInterval. It runs in two rounds: after
@@ -67,8 +44,11 @@ type Plan struct {
 	// from the first probe); Probe says how they are sent, retried and judged once it does.
 	ProbeTimeout time.Duration
 	Probe        ProbePolicy
-	// ContinueAfter is one of the After modes or a number of seconds; "" picks: probe when there are probes,
-	// app-exit otherwise.
+	// ContinueAfter is one of the After modes or a number of seconds, or several joined by & (see
+	// ParseContinueAfter), done in order; the steps it does not name are added as continueSteps says: by
+	// default the HTTP probes, then the exec probes, then the host commands. The HEALTHCHECK's first round
+	// follows the HTTP probes, its second the last step. "" picks: probe when there are probes, app-exit
+	// otherwise.
 	ContinueAfter string
 	// Timeout bounds the whole observation from the sandbox's start: probes, exec probes and every wait
 	// (app-exit, enter, signal); it is the wait of "timeout". When it ends the app is stopped as usual. 0
@@ -96,6 +76,8 @@ type Observation struct {
 	// ProbeFailuresAllowed is Plan.Probe.FailuresAllowed: ProbeError does not count the HTTP probes.
 	ProbeFailuresAllowed bool         `json:"probeFailuresAllowed,omitempty"`
 	Execs                []ExecResult `json:"execProbes,omitempty"`
+	// HostExecs are the host commands' results (Plan.HostExec).
+	HostExecs []HostExecResult `json:"hostExec,omitempty"`
 	// Healthcheck is the image's HEALTHCHECK's runs and status when Plan.Healthcheck was set.
 	Healthcheck *HealthcheckResult `json:"healthcheck,omitempty"`
 	// Record is the sensor's record of the app and the exec probes, minus the files that are not the
@@ -108,7 +90,9 @@ type Observation struct {
 	// copy's entries that differ from the tree), at most MaxWritten of them; WrittenDropped > 0 says there were more.
 	Written        []string `json:"written,omitempty"`
 	WrittenDropped int      `json:"writtenDropped,omitempty"`
-	// ContinuedAfter says what ended the observation: probe, exec, app-exit, enter, signal, timeout.
+	// ContinuedAfter says what ended the observation: the --continue-after value (probe, exec, host-exec,
+	// app-exit, enter, signal, a duration, several joined by &), or timeout when the observation's time ran
+	// out while it waited.
 	ContinuedAfter string `json:"continuedAfter"`
 	// AppExited is true when the app exited by itself before it was asked to stop; Killed when it ignored
 	// the stop signal and was killed.
@@ -128,7 +112,7 @@ type Observation struct {
 	Published []PublishedPort `json:"published,omitempty"`
 }
 
-// ProbesOK counts the probes that succeeded and the probes run.
+// ProbesOK counts the probes that succeeded and the probes run (HTTP, exec, host commands, the HEALTHCHECK).
 func (o *Observation) ProbesOK() (ok, total int) {
 	for _, p := range o.Probes {
 		if p.OK() {
@@ -140,7 +124,12 @@ func (o *Observation) ProbesOK() (ok, total int) {
 			ok++
 		}
 	}
-	total = len(o.Probes) + len(o.Execs)
+	for _, h := range o.HostExecs {
+		if h.OK() {
+			ok++
+		}
+	}
+	total = len(o.Probes) + len(o.Execs) + len(o.HostExecs)
 	if o.Healthcheck != nil {
 		total++
 		if o.Healthcheck.OK() {
@@ -151,10 +140,14 @@ func (o *Observation) ProbesOK() (ok, total int) {
 }
 
 // ProbeError fails an observation whose probes all failed (none run is no failure): a slim image made from
-// it would be useless; and one whose HTTP probes fail under the probe policy (ProbeFailure).
+// it would be useless; one whose HTTP probes fail under the probe policy (ProbeFailure); and one with a
+// failed host command.
 func (o *Observation) ProbeError() error {
 	if o.ProbeFailure != "" {
 		return errors.New(o.ProbeFailure)
+	}
+	if err := o.hostExecError(); err != nil {
+		return err
 	}
 	ok, total := o.ProbesOK()
 	if o.ProbeFailuresAllowed {
@@ -194,11 +187,12 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	mode := plan.ContinueAfter
 	if mode == "" {
 		mode = AfterAppExit
-		if len(plan.Exec) > 0 || plan.Healthcheck != nil || (len(plan.HTTP) > 0 && len(plan.Ports) > 0) {
+		if len(plan.Exec) > 0 || plan.Healthcheck != nil || (len(plan.HTTP) > 0 && len(plan.Ports) > 0) || len(plan.HostExec) > 0 {
 			mode = AfterProbe
 		}
 	}
-	if err := ParseContinueAfter(mode); err != nil {
+	modes, err := continueModes(mode)
+	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -207,7 +201,7 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		return nil, err
 	}
 	defer s.Close()
-	obs := &Observation{ContinuedAfter: mode}
+	obs := &Observation{ContinuedAfter: continuedAfter(modes)}
 	if len(spec.Publish) > 0 {
 		pub, stop, err := s.publish(ctx, spec.Publish)
 		if err != nil {
@@ -224,90 +218,60 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	octx, ocancel := context.WithTimeout(ctx, plan.Timeout)
 	defer ocancel()
 
-	obs.Probes, obs.FirstAnswer = s.probeAll(octx, plan, start)
-	obs.ProbeFailure, obs.ProbeFailuresAllowed = probeVerdict(plan.Probe, obs.Probes), plan.Probe.FailuresAllowed
+	steps := continueSteps(modes)
+	last := 0
+	for i, st := range steps {
+		if isStep(st) {
+			last = i
+		}
+	}
 	var healthRecs []*sensor.Record
-	if hc := plan.Healthcheck; hc != nil {
-		obs.Healthcheck = &HealthcheckResult{Healthcheck: *hc, Status: Unhealthy}
-		grace := min(hc.StartPeriod, plan.ProbeTimeout)
-		if len(obs.Probes) == 0 {
-			grace = plan.ProbeTimeout
-		}
-		healthRecs = s.healthRound(octx, obs.Healthcheck, grace, plan.ExecOutput)
-	}
-	for _, args := range plan.Exec {
-		if octx.Err() != nil || s.Exited() {
-			break
-		}
-		res, rec := s.Exec(octx, args, plan.ExecOutput)
-		obs.Execs = append(obs.Execs, res)
-		if rec != nil {
-			recs = append(recs, rec)
-		}
-	}
-	if obs.Healthcheck.OK() {
-		select {
-		case <-octx.Done():
-		case <-s.done:
-		case <-time.After(min(plan.Healthcheck.Interval, HealthcheckInterval)):
-		}
-		healthRecs = append(healthRecs, s.healthRound(octx, obs.Healthcheck, 0, plan.ExecOutput)...)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
-	wait := func(ch <-chan struct{}) {
-		select {
-		case <-ch:
-		case <-s.done:
-		case <-octx.Done():
-			obs.ContinuedAfter = AfterTimeout
-		}
-	}
-	switch mode {
-	case AfterProbe, AfterExec:
-	case AfterAppExit:
-		wait(nil)
-	case AfterTimeout:
-		wait(nil)
-		obs.ContinuedAfter = AfterTimeout
-	case AfterEnter:
-		ch := make(chan struct{})
-		if plan.Enter != nil {
-			go func() { bufio.NewReader(plan.Enter).ReadString('\n'); close(ch) }()
-		}
-		wait(ch)
-	case AfterSignal:
-		ch := make(chan struct{})
-		go func() {
-			select {
-			case <-plan.Signal:
-				close(ch)
-			case <-s.done:
+	for i, st := range steps {
+		switch st {
+		case AfterProbe:
+			obs.Probes, obs.FirstAnswer = s.probeAll(octx, plan, start)
+			obs.ProbeFailure, obs.ProbeFailuresAllowed = probeVerdict(plan.Probe, obs.Probes), plan.Probe.FailuresAllowed
+			if hc := plan.Healthcheck; hc != nil {
+				obs.Healthcheck = &HealthcheckResult{Healthcheck: *hc, Status: Unhealthy}
+				grace := min(hc.StartPeriod, plan.ProbeTimeout)
+				if len(obs.Probes) == 0 {
+					grace = plan.ProbeTimeout
+				}
+				healthRecs = s.healthRound(octx, obs.Healthcheck, grace, plan.ExecOutput)
 			}
-		}()
-		wait(ch)
-	default:
-		n, _ := strconv.Atoi(mode)
-		d := time.Duration(n) * time.Second
-		t := time.NewTimer(d)
-		defer t.Stop()
-		ch := make(chan struct{})
-		go func() {
+		case AfterExec:
+			for _, args := range plan.Exec {
+				if octx.Err() != nil || s.Exited() {
+					break
+				}
+				res, rec := s.Exec(octx, args, plan.ExecOutput)
+				obs.Execs = append(obs.Execs, res)
+				if rec != nil {
+					recs = append(recs, rec)
+				}
+			}
+		case AfterHostExec:
+			stop, err := s.hostExecStep(octx, plan, obs)
+			defer stop()
+			if err != nil {
+				return nil, err
+			}
+		default:
+			if s.waitFor(octx, st, plan) {
+				obs.ContinuedAfter = AfterTimeout
+			}
+		}
+		if i == last && obs.Healthcheck.OK() {
 			select {
-			case <-t.C:
-				close(ch)
 			case <-octx.Done():
+			case <-s.done:
+			case <-time.After(min(plan.Healthcheck.Interval, HealthcheckInterval)):
 			}
-		}()
-		wait(ch)
-		if obs.ContinuedAfter != AfterTimeout {
-			obs.ContinuedAfter = d.String()
+			healthRecs = append(healthRecs, s.healthRound(octx, obs.Healthcheck, 0, plan.ExecOutput)...)
 		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	obs.AppExited = s.Exited()
 	code, killed, err := s.Stop(plan.StopSignal, plan.StopTimeout)

@@ -35,7 +35,7 @@ type ObserveFlags struct {
 	HTTPProbeCmdFile string        `help:"HTTP probes in mint's JSON format, {\"commands\":[...]}, each with method, resource, port, protocol, headers, body, body_file, body_generate, body_is_form, form_field_name, form_file_name, username, password, crawl, fastcgi (see the README); an unknown field is an error." type:"existingfile" placeholder:"FILE"`
 	HTTPProbePorts   []int         `help:"Ports to probe instead of the image's exposed TCP ports." sep:","`
 	Exec             []string      `help:"Run a command in the sandbox while the app runs, as the image user: a shell command (/bin/sh -c) or a JSON array (repeatable; what it uses is recorded)." sep:"none" placeholder:"CMD"`
-	ContinueAfter    string        `help:"When to stop observing: probe (after the probes), exec, app-exit, enter, signal (SIGUSR1 to slimoci), timeout, or a number of seconds. Default: probe when there are probes, app-exit otherwise; never enter, so it does not wait for a terminal." placeholder:"MODE"`
+	ContinueAfter    string        `help:"When to stop observing: probe (after the probes), exec, host-exec, app-exit, enter, signal (SIGUSR1 to slimoci), timeout, or a number of seconds; or several joined by & as mint's (probe&exec, host-exec&probe: done in that order, the steps not named added as usual). Default: probe when there are probes, app-exit otherwise; never enter, so it does not wait for a terminal." placeholder:"MODE"`
 	Timeout          time.Duration `help:"The longest the app is observed (app-exit, enter, signal; the wait of --continue-after=timeout)." default:"10m"`
 	ProbeTimeout     time.Duration `help:"How long HTTP probes wait for the app to take connections (all probes together, from the first)." default:"60s"`
 	StopTimeout      time.Duration `help:"How long the app has to stop after its stop signal before it is killed." default:"10s"`
@@ -60,6 +60,7 @@ type ObserveFlags struct {
 	RunFlags
 	CommandFlags
 	ProbeFlags
+	HostExecFlags
 }
 
 // observation is one prepared run: what to start and how to exercise it.
@@ -155,6 +156,9 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 		}
 		o.plan.Exec = append(o.plan.Exec, argv)
 	}
+	if err := f.parseHostExec(o); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -217,6 +221,7 @@ func (f *ObserveFlags) forConfig(o *observation, tree *rootfs.Tree, ov runOverri
 			}
 		}
 	}
+	f.hostExecPorts(o, cfg.ExposedPorts)
 	return nil
 }
 
@@ -303,6 +308,7 @@ func summary(w io.Writer, ref string, obs *runner.Observation) {
 		}
 		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("exec %s: %s", strings.Join(e.Args, " "), status)))
 	}
+	hostExecSummary(w, obs)
 	if h := obs.Healthcheck; h != nil {
 		var codes []string
 		for _, r := range h.Runs {
