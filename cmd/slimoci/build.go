@@ -101,8 +101,8 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	if err := c.forImage(o, tree); err != nil {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
-	// The slim image's config, to warn of removals that find nothing and to keep its WORKDIR; the run's
-	// working directory is kept too.
+	// The slim image's config, to warn of removals that find nothing and to keep its WORKDIR besides the
+	// run's working directory (the closure's Workdir, whole with --include-workdir).
 	slimCfg := tree.Config.Config
 	for i := range edits {
 		for _, note := range edits[i].Apply(&slimCfg) {
@@ -110,8 +110,8 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 		}
 	}
 	extra := map[string]string{}
-	if o.spec.Cwd != "" && o.spec.Cwd != slimCfg.WorkingDir {
-		extra[o.spec.Cwd] = rootfs.ReasonWorkdir
+	if slimCfg.WorkingDir != "" && slimCfg.WorkingDir != o.spec.Cwd {
+		extra[slimCfg.WorkingDir] = rootfs.ReasonWorkdir
 	}
 	verifyOverrides := c.overrides().forVerify(kept, newEdits)
 	epoch, err := sourceDateEpoch()
@@ -143,7 +143,7 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 			v.plan.Ports, v.plan.HTTP = o.plan.Ports, o.plan.HTTP
 			return v.run(ctx, slim.Dir, filepath.Join(work, fmt.Sprintf("sandbox-%d", runs)), g)
 		},
-		Closure: keep.closure(rootfs.ClosureOptions{Workdir: slimCfg.WorkingDir, Env: o.spec.Env, Extra: extra}),
+		Closure: keep.closure(rootfs.ClosureOptions{Workdir: o.spec.Cwd, Env: o.spec.Env, Extra: extra}),
 		Image: emit.ImageOptions{
 			Compression: c.Compression, Epoch: epoch, Source: ref.String(), SourceDigest: digestOf(src), Dir: work,
 			Docker: docker, Edits: edits,
