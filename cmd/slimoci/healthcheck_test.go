@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,10 +42,7 @@ func TestE2EBuildHealthcheck(t *testing.T) {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}
 			r := buildReport(t, state)
-			var kept map[string][]string
-			if b, err := os.ReadFile(filepath.Join(state, "kept.json")); err != nil || json.Unmarshal(b, &kept) != nil {
-				t.Fatalf("kept.json: %v", err)
-			}
+			kept := keptPaths(t, state)
 			if include {
 				h := r.Fat.Healthcheck
 				if h == nil || h.Status != runner.Healthy || strings.Join(h.Args, " ") != check || len(h.Runs) < 2 || h.Last().ExitCode != 0 {

@@ -19,6 +19,21 @@ import (
 //   - include-bin: --include-bin /usr/bin/curl keeps it with its ELF closure (libcurl and what it needs).
 //   - report: an earlier `slimoci profile` of the same image, whose HEALTHCHECK ran curl, is given to
 //     --include-paths-creport-file; its record keeps curl.
+//
+// keptPaths reads a build's kept.json: each kept path with why.
+func keptPaths(t *testing.T, state string) map[string][]string {
+	t.Helper()
+	var kept map[string][]string
+	b, err := os.ReadFile(filepath.Join(state, "kept.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &kept)
+	}
+	if err != nil {
+		t.Fatalf("kept.json: %v", err)
+	}
+	return kept
+}
+
 func TestE2EBuildKeepUnobserved(t *testing.T) {
 	sensorBin := rootSandbox(t, "these builds use the root sandbox")
 	ctx := context.Background()
@@ -57,10 +72,7 @@ func TestE2EBuildKeepUnobserved(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}
-			var kept map[string][]string
-			if b, err := os.ReadFile(filepath.Join(state, "kept.json")); err != nil || json.Unmarshal(b, &kept) != nil {
-				t.Fatalf("kept.json: %v", err)
-			}
+			kept := keptPaths(t, state)
 			libcurl := ""
 			for p := range kept {
 				if strings.HasPrefix(filepath.Base(p), "libcurl.so") {

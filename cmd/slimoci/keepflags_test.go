@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
-	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/runner"
 	"github.com/slimoci/slimoci/sensor"
 )
@@ -177,11 +175,7 @@ func layoutWith(t *testing.T, cfg v1.Config) string {
 	if img, err = mutate.Config(img, cfg); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	if err := oci.Write(context.Background(), img, oci.Reference{Transport: oci.Layout, Path: dir, Tag: "latest"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return writeLayout(t, img, "latest")
 }
 
 // The three formats --include-paths-creport-file reads, told apart by their fields.

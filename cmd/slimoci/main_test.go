@@ -48,11 +48,17 @@ func sampleLayout(t *testing.T) (string, v1.Image) {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
+	return writeLayout(t, img, "v1"), img
+}
+
+// writeLayout writes img to a new OCI layout under tag.
+func writeLayout(t *testing.T, img v1.Image, tag string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
-	if err := oci.Write(context.Background(), img, oci.Reference{Transport: oci.Layout, Path: dir, Tag: "v1"}, nil); err != nil {
+	if err := oci.Write(context.Background(), img, oci.Reference{Transport: oci.Layout, Path: dir, Tag: tag}, nil); err != nil {
 		t.Fatal(err)
 	}
-	return dir, img
+	return dir
 }
 
 func TestInfoText(t *testing.T) {

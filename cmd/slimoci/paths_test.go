@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,14 +30,7 @@ func TestE2EBuildSymlinkedDocroot(t *testing.T) {
 	if len(r.Fat.Probes) == 0 || r.Fat.Probes[0].Status != 200 {
 		t.Fatalf("the fat server's probes: %+v", r.Fat.Probes)
 	}
-	var kept map[string][]string
-	b, err := os.ReadFile(filepath.Join(state, "kept.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &kept)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	kept := keptPaths(t, state)
 	if why := kept["/srv/www"]; !slices.ContainsFunc(why, func(s string) bool { return strings.HasPrefix(s, "observed:") && strings.Contains(s, "chdir") }) {
 		t.Errorf("/srv/www kept for %v, want observed with chdir", why)
 	}

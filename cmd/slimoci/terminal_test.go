@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-
-	"github.com/slimoci/slimoci/oci"
 )
 
 // What a hostile image puts in its metadata to drive the terminal of whoever inspects it: retitle the window
@@ -59,11 +56,7 @@ func hostileLayout(t *testing.T) string {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	if err := oci.Write(context.Background(), img, oci.Reference{Transport: oci.Layout, Path: dir, Tag: "v1"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return writeLayout(t, img, "v1")
 }
 
 // slimoci info on a hostile image prints no raw control, in text or JSON; the values are still there,
