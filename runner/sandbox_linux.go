@@ -65,6 +65,9 @@ type Spec struct {
 	// AllSyscalls makes the sensor learn every syscall the app makes (for a seccomp profile), not only the
 	// path syscalls.
 	AllSyscalls bool
+	// SensorBackend is how the sensor observes: sensor.SensorNotify, sensor.SensorPtrace, or "" for the
+	// sensor's choice (notify where the kernel has it). Both give the same record.
+	SensorBackend string
 	// Limits bound what the app may use; zero fields get the defaults (see Limits).
 	Limits Limits
 	// SeccompUnconfined runs the app without the default seccomp profile (podman's --security-opt
@@ -510,7 +513,7 @@ func (s *Sandbox) sensorFiles(spec Spec) (string, error) {
 func (s *Sandbox) sensorConfig(args []string, control bool) sensor.Config {
 	return sensor.Config{
 		Args: args, Env: s.spec.Env, Cwd: orRoot(s.spec.Cwd), UID: s.spec.UID, GID: s.spec.GID, Groups: s.spec.Groups,
-		AllSyscalls: s.spec.AllSyscalls, Control: control,
+		AllSyscalls: s.spec.AllSyscalls, Sensor: s.spec.SensorBackend, Control: control,
 	}
 }
 

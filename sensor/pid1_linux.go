@@ -26,6 +26,10 @@ type Config struct {
 	GID         int      `json:"gid"`
 	Groups      []int    `json:"groups,omitempty"`
 	AllSyscalls bool     `json:"allSyscalls"`
+	// Sensor is the backend that observes the app: SensorNotify (seccomp user notification) or SensorPtrace
+	// (seccomp RET_TRACE and a ptrace stop per syscall); "" picks notify where the kernel has it. Both give
+	// the same record.
+	Sensor string `json:"sensor,omitempty"`
 	// Control says the runner passed a control socket as ControlFD: it relays connections into the sandbox
 	// (see ServeControl), and when the runner's end closes (slimoci died) the sensor kills every process of
 	// the sandbox and exits.
@@ -129,7 +133,19 @@ func Main() error {
 		// Already the app's user: nothing to change (and in a rootless user namespace, setgroups is denied).
 		cred = nil
 	}
-	rec, err := Trace(cfg.Args, TraceOptions{
+	trace := Trace
+	switch cfg.Sensor {
+	case SensorNotify:
+		trace = TraceNotify
+	case "":
+		if NotifySupported() {
+			trace = TraceNotify
+		}
+	case SensorPtrace:
+	default:
+		return fmt.Errorf("unknown sensor backend %q", cfg.Sensor)
+	}
+	rec, err := trace(cfg.Args, TraceOptions{
 		Helper: self, AllSyscalls: cfg.AllSyscalls, Env: cfg.Env, Dir: cfg.Cwd,
 		Stdout: os.Stdout, Stderr: os.Stderr,
 		Cred:    cred,

@@ -10,8 +10,12 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == sensor.ExecHelperArg {
-		err := sensor.ExecHelper(os.Args[1:])
+	if len(os.Args) > 1 && (os.Args[1] == sensor.ExecHelperArg || os.Args[1] == sensor.NotifyHelperArg) {
+		helper := sensor.ExecHelper
+		if os.Args[1] == sensor.NotifyHelperArg {
+			helper = sensor.NotifyHelper
+		}
+		err := helper(os.Args[1:])
 		fmt.Fprintf(os.Stderr, "slimoci-sensor: %v\n", err)
 		os.Exit(127)
 	}

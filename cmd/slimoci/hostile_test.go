@@ -119,21 +119,24 @@ func TestE2EHostileApp(t *testing.T) {
 			}},
 		{name: "burns the CPU", args: []string{"--cmd=cpu-burn", "--cpus=1"}, want: "http 200"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := testbed.Snapshot()
-			state := profileCase(t, sensorBin, image, c.args, c.code, c.want)
-			if c.report != nil {
-				c.report(t, readReport(t, state))
-			}
-			unchanged(t, vdir, vprint)
-			if l := testbed.LeftoversSince(before, "", ""); len(l) > 0 {
-				t.Errorf("left behind: %v", l)
-			}
-			if p := attackProcesses(); len(p) > 0 {
-				t.Errorf("the app outlived the run: %v", p)
-			}
-		})
+	// Each attack against each of the sensor's backends: both keep their record and their limits.
+	for _, backend := range []string{"notify", "ptrace"} {
+		for _, c := range cases {
+			t.Run(backend+"/"+c.name, func(t *testing.T) {
+				before := testbed.Snapshot()
+				state := profileCase(t, sensorBin, image, append([]string{"--sensor-backend=" + backend}, c.args...), c.code, c.want)
+				if c.report != nil {
+					c.report(t, readReport(t, state))
+				}
+				unchanged(t, vdir, vprint)
+				if l := testbed.LeftoversSince(before, "", ""); len(l) > 0 {
+					t.Errorf("left behind: %v", l)
+				}
+				if p := attackProcesses(); len(p) > 0 {
+					t.Errorf("the app outlived the run: %v", p)
+				}
+			})
+		}
 	}
 }
 

@@ -107,6 +107,9 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 		out = io.MultiWriter(o.out, o.clogs)
 	}
 	o.spec = runner.Spec{HostNetwork: f.Network == "host", Stdout: out, Stderr: out, Sensor: sensorBin, AllSyscalls: os.Getenv("XX_PATHS") == ""}
+	if f.SensorBackend != "auto" {
+		o.spec.SensorBackend = f.SensorBackend
+	}
 	if o.spec.Limits.Memory, err = runner.ParseSize("memory", f.Memory); err != nil {
 		return nil, err
 	}
