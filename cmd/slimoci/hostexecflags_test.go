@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alecthomas/kong"
-
 	"github.com/slimoci/slimoci/runner"
 )
 
@@ -17,16 +15,12 @@ import (
 // host commands and the exec file into an observation.
 func hostExecOf(t *testing.T, args ...string) (*ObserveFlags, *observation, error) {
 	t.Helper()
-	var cli struct{ ObserveFlags }
-	p, err := kong.New(&cli)
+	f, err := observeFlagsOf(t, args...)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Parse(args); err != nil {
 		return nil, nil, err
 	}
 	o := &observation{}
-	return &cli.ObserveFlags, o, cli.parseHostExec(o)
+	return f, o, f.parseHostExec(o)
 }
 
 func TestHostExecFlags(t *testing.T) {

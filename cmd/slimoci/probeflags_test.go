@@ -12,19 +12,26 @@ import (
 	"github.com/slimoci/slimoci/runner"
 )
 
-// probesOf parses the observe flags as the command line does (kong, with their defaults) and reads the HTTP
-// probes and their policy.
-func probesOf(t *testing.T, args ...string) ([]runner.HTTPCommand, runner.ProbePolicy, error) {
+// observeFlagsOf parses the observe flags as the command line does (kong, with their defaults).
+func observeFlagsOf(t *testing.T, args ...string) (*ObserveFlags, error) {
 	t.Helper()
 	var cli struct{ ObserveFlags }
 	p, err := kong.New(&cli)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Parse(args); err != nil {
+	_, err = p.Parse(args)
+	return &cli.ObserveFlags, err
+}
+
+// probesOf parses the observe flags and reads the HTTP probes and their policy.
+func probesOf(t *testing.T, args ...string) ([]runner.HTTPCommand, runner.ProbePolicy, error) {
+	t.Helper()
+	f, err := observeFlagsOf(t, args...)
+	if err != nil {
 		return nil, runner.ProbePolicy{}, err
 	}
-	return cli.httpProbes()
+	return f.httpProbes()
 }
 
 func TestProbeFlags(t *testing.T) {
