@@ -165,7 +165,7 @@ func verify(ctx context.Context, o BuildOptions, img v1.Image, fat *runner.Obser
 }
 
 // Compare lists how slim's run differs from fat's: each probe's status, each exec probe's and host command's
-// exit code, and the app's exit behaviour.
+// exit code, each crawled page's status, and the app's exit behaviour.
 func Compare(fat, slim *runner.Observation) []string {
 	var out []string
 	for i, p := range fat.Probes {
@@ -201,6 +201,7 @@ func Compare(fat, slim *runner.Observation) []string {
 		out = append(out, fmt.Sprintf("healthcheck %s: %s, the fat image was healthy", strings.Join(fat.Healthcheck.Args, " "), got))
 	}
 	out = append(out, runner.HostExecDiff(fat, slim)...)
+	out = append(out, runner.CrawlDiff(fat, slim)...)
 	switch {
 	case fat.AppExited && (!slim.AppExited || slim.ExitCode != fat.ExitCode):
 		out = append(out, fmt.Sprintf("the app exited with %d (fat) but %s (slim)", fat.ExitCode, exitText(slim)))

@@ -44,6 +44,11 @@ type Plan struct {
 	// from the first probe); Probe says how they are sent, retried and judged once it does.
 	ProbeTimeout time.Duration
 	Probe        ProbePolicy
+	// Crawl says which probes' pages are crawled, and how far (see CrawlOptions); APISpecs are OpenAPI
+	// documents fetched from the app after the probes, on each of Ports, whose operations are then probed
+	// (see APISpec).
+	Crawl    CrawlOptions
+	APISpecs []APISpec
 	// ContinueAfter is one of the After modes or a number of seconds, or several joined by & (see
 	// ParseContinueAfter), done in order; the steps it does not name are added as continueSteps says: by
 	// default the HTTP probes, then the exec probes, then the host commands. The HEALTHCHECK's first round
@@ -103,6 +108,8 @@ type Observation struct {
 	// FirstAnswer is the time from the sandbox's start to the first HTTP answer (what make bench-sensor
 	// compares with podman).
 	FirstAnswer time.Duration `json:"firstAnswerNs,omitempty"`
+	// Crawl is what the crawl from the probed pages did (Plan.Crawl), when one ran; its pages are no probes.
+	Crawl *CrawlReport `json:"crawl,omitempty"`
 	// Rootless is true when the sandbox ran unprivileged: in a user namespace with one id mapped, the app as
 	// root inside it, on a copy of the tree.
 	Rootless bool `json:"rootless"`
@@ -229,7 +236,7 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 	for i, st := range steps {
 		switch st {
 		case AfterProbe:
-			obs.Probes, obs.FirstAnswer = s.probeAll(octx, plan, start)
+			obs.Probes, obs.FirstAnswer, obs.Crawl = s.probeAll(octx, plan, start)
 			obs.ProbeFailure, obs.ProbeFailuresAllowed = probeVerdict(plan.Probe, obs.Probes), plan.Probe.FailuresAllowed
 			if hc := plan.Healthcheck; hc != nil {
 				obs.Healthcheck = &HealthcheckResult{Healthcheck: *hc, Status: Unhealthy}

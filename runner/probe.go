@@ -78,9 +78,8 @@ type HTTPCommand struct {
 	// Username and Password, when either is set, are sent as basic authentication.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
-	// Crawl asks for the pages this probe's answer links to to be probed too (mint's crawl, and the crawl:
-	// prefix of --http-probe-cmd). It is read and kept, but nothing crawls yet: the crawler (issue 11) starts
-	// from the hook in prober.probe, after the probe's successful answer.
+	// Crawl asks for the pages this probe's answer links to to be crawled (mint's crawl, and the crawl:
+	// prefix of --http-probe-cmd): see CrawlOptions. Not for a WebSocket or FastCGI probe.
 	Crawl bool `json:"crawl,omitempty"`
 	// FastCGI, when set, sends the request to a FastCGI server (PHP-FPM) instead of over HTTP.
 	FastCGI *FastCGI `json:"fastcgi,omitempty"`
@@ -305,6 +304,8 @@ func (c *HTTPCommand) check() error {
 	}
 	if c.Protocol == ProtoWS || c.Protocol == ProtoWSS {
 		switch {
+		case c.Crawl:
+			return fmt.Errorf("a %s probe has no pages to crawl", c.Protocol)
 		case c.Method != "GET":
 			return fmt.Errorf("a %s probe is a GET (its handshake), not %s", c.Protocol, c.Method)
 		case c.BodyIsForm:
@@ -314,6 +315,9 @@ func (c *HTTPCommand) check() error {
 	if f := c.FastCGI; f != nil {
 		if c.Protocol != "" && c.Protocol != ProtoHTTP {
 			return fmt.Errorf("fastcgi: a FastCGI probe speaks FastCGI, protocol %q does not apply", c.Protocol)
+		}
+		if c.Crawl {
+			return errors.New("fastcgi: a FastCGI probe is not crawled (the crawler speaks HTTP)")
 		}
 		if f.Root != "" && !strings.HasPrefix(f.Root, "/") {
 			return fmt.Errorf("fastcgi: root %q is not absolute", f.Root)

@@ -189,8 +189,7 @@ func (p *prober) probe(ctx context.Context, c HTTPCommand, port int) ProbeResult
 		} else {
 			res.Attempts++
 			if res.OK() {
-				// The crawler's hook (issue 11): a command with Crawl set is to be crawled from here, from
-				// res's page over res.Proto. Nothing crawls yet.
+				// A crawl starts from this answer, which the job's capture kept (see probeAll).
 				return res
 			}
 			if res.Attempts >= p.policy.Attempts {
@@ -250,7 +249,7 @@ func (p *prober) once(ctx context.Context, c HTTPCommand, proto string, port int
 		return answer{}, err
 	}
 	defer resp.Body.Close()
-	return readAnswer(resp.StatusCode, resp.Body)
+	return readAnswer(resp.StatusCode, captured(ctx, resp))
 }
 
 // readAnswer hashes the answer's body as it streams: what the app sends is never held.
@@ -455,17 +454,20 @@ func (p *prober) websocket(ctx context.Context, c HTTPCommand, proto string, por
 	return a, nil
 }
 
-// probeJob is one probe of the plan: a command and the port it goes to.
+// probeJob is one probe of the plan: a command and the port it goes to; cap, when set, keeps the start of
+// its answer (for a crawl, or an API spec).
 type probeJob struct {
 	c    HTTPCommand
 	port int
+	cap  *capture
 }
 
 // probeAll sends plan's HTTP probes (a command with Port 0 to each of plan.Ports) under plan.Probe, at most
-// its Concurrency at once. The results are in the commands' order, each command's ports in order; probes
+// its Concurrency at once, then the operations of plan.APISpecs (see apiSpecProbes), then crawls from the
+// probes plan.Crawl names. The results are in the commands' order, each command's ports in order; probes
 // not sent because MaxFailures stopped probing are recorded with that reason. firstAnswer is the time from
 // start to the first successful answer.
-func (s *Sandbox) probeAll(ctx context.Context, plan Plan, start time.Time) (results []ProbeResult, firstAnswer time.Duration) {
+func (s *Sandbox) probeAll(ctx context.Context, plan Plan, start time.Time) (results []ProbeResult, firstAnswer time.Duration, crawl *CrawlReport) {
 	var jobs []probeJob
 	for _, c := range plan.HTTP {
 		ports := []int{c.Port}
@@ -473,12 +475,13 @@ func (s *Sandbox) probeAll(ctx context.Context, plan Plan, start time.Time) (res
 			ports = plan.Ports
 		}
 		for _, port := range ports {
-			jobs = append(jobs, probeJob{c, port})
+			jobs = append(jobs, probeJob{c: c, port: port})
 		}
 	}
 	if len(jobs) == 0 {
-		return nil, 0
+		return nil, 0, nil
 	}
+	plan.Crawl.capture(jobs)
 	p := s.prober(plan.Probe)
 	if d := p.policy.StartWait - time.Since(start); d > 0 {
 		select {
@@ -488,7 +491,9 @@ func (s *Sandbox) probeAll(ctx context.Context, plan Plan, start time.Time) (res
 		}
 	}
 	p.upBy = time.Now().Add(plan.ProbeTimeout)
-	return p.run(ctx, jobs, start)
+	results, firstAnswer = p.run(ctx, jobs, start)
+	results = append(results, p.apiSpecProbes(ctx, plan, results, start)...)
+	return results, firstAnswer, p.crawlFrom(ctx, plan.Crawl, jobs, results)
 }
 
 // run sends jobs (see probeAll).
@@ -515,6 +520,10 @@ func (p *prober) run(ctx context.Context, jobs []probeJob, start time.Time) ([]P
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			ctx := ctx
+			if j.cap != nil {
+				ctx = withCapture(ctx, j.cap)
+			}
 			r := p.probe(ctx, j.c, j.port)
 			mu.Lock()
 			defer mu.Unlock()

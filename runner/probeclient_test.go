@@ -454,7 +454,7 @@ func TestProbePolicy(t *testing.T) {
 	t.Run("MaxFailures stops probing", func(t *testing.T) {
 		p := fast
 		p.FailOn5xx, p.Attempts, p.MaxFailures = true, 1, 2
-		jobs := []probeJob{{cmd("/h1?fails=9"), port}, {cmd("/h2"), port}, {cmd("/h3?fails=9"), port}, {cmd("/h4"), port}, {cmd("/h5"), port}}
+		jobs := []probeJob{{c: cmd("/h1?fails=9"), port: port}, {c: cmd("/h2"), port: port}, {c: cmd("/h3?fails=9"), port: port}, {c: cmd("/h4"), port: port}, {c: cmd("/h5"), port: port}}
 		res, first := testProber(p).run(t.Context(), jobs, time.Now())
 		var got []string
 		for _, r := range res {
@@ -490,7 +490,7 @@ func TestProbePolicy(t *testing.T) {
 			p.Concurrency = n
 			var jobs []probeJob
 			for i := range 6 {
-				jobs = append(jobs, probeJob{cmd(fmt.Sprintf("/c%d-%d", n, i)), port})
+				jobs = append(jobs, probeJob{c: cmd(fmt.Sprintf("/c%d-%d", n, i)), port: port})
 			}
 			res, _ := testProber(p).run(t.Context(), jobs, time.Now())
 			for i, r := range res {
