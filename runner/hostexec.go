@@ -143,7 +143,8 @@ func hostExecEnv(base []string, addrs []PublishedPort) []string {
 
 // hostExecStep runs plan's host commands in order, with the app's ports (plan.HostExecPorts) published on the
 // host's loopback through the sensor's relay where the sandbox has its own network (unless --publish-port
-// already relays them); those relays close when stop is called. A command that cannot run because the
+// already relays them), once one of them takes connections (waitForPort); those relays close when stop is
+// called. A command that cannot run because the
 // observation's time is over or the app has exited is recorded as failed: the user's test did not run.
 func (s *Sandbox) hostExecStep(ctx context.Context, plan Plan, obs *Observation) (stop func(), err error) {
 	stop = func() {}
@@ -165,6 +166,10 @@ func (s *Sandbox) hostExecStep(ctx context.Context, plan Plan, obs *Observation)
 			}
 		}
 	}
+	if len(addrs) > 0 && !s.Exited() {
+		s.waitForPort(ctx, plan.HostExecPorts, plan.ProbeTimeout)
+	}
+	obs.HostExecPorts = addrs
 	base := plan.HostExecEnv
 	if base == nil {
 		base = os.Environ()
@@ -185,6 +190,35 @@ func (s *Sandbox) hostExecStep(ctx context.Context, plan Plan, obs *Observation)
 		}
 	}
 	return stop, nil
+}
+
+// waitForPort waits until one of ports takes a connection in the sandbox, the app exits, ctx ends or timeout
+// (0: a minute) is over: the host commands may come before the HTTP probes (host-exec&probe), and a
+// client must not race the app's start. What then fails is the command's to say.
+func (s *Sandbox) waitForPort(ctx context.Context, ports []int, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		for _, p := range ports {
+			dctx, dcancel := context.WithTimeout(ctx, time.Second)
+			c, err := s.Dial(dctx, "tcp", "127.0.0.1:"+strconv.Itoa(p))
+			dcancel()
+			if err == nil {
+				c.Close()
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // runHostCommand runs line with /bin/sh -c on the host, in env, from slimoci's working directory, with no

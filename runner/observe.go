@@ -81,8 +81,10 @@ type Observation struct {
 	// ProbeFailuresAllowed is Plan.Probe.FailuresAllowed: ProbeError does not count the HTTP probes.
 	ProbeFailuresAllowed bool         `json:"probeFailuresAllowed,omitempty"`
 	Execs                []ExecResult `json:"execProbes,omitempty"`
-	// HostExecs are the host commands' results (Plan.HostExec).
-	HostExecs []HostExecResult `json:"hostExec,omitempty"`
+	// HostExecs are the host commands' results (Plan.HostExec); HostExecPorts where they found the app's
+	// ports.
+	HostExecs     []HostExecResult `json:"hostExec,omitempty"`
+	HostExecPorts []PublishedPort  `json:"hostExecPorts,omitempty"`
 	// Healthcheck is the image's HEALTHCHECK's runs and status when Plan.Healthcheck was set.
 	Healthcheck *HealthcheckResult `json:"healthcheck,omitempty"`
 	// Record is the sensor's record of the app and the exec probes, minus the files that are not the

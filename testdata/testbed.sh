@@ -17,9 +17,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${SLIMOCI_TESTBED:-/var/cache/slimoci-testbed}
 samples=(node python ruby java)
 # apps are sample apps for end-to-end tests that the benchmarks leave out (web: busybox httpd through a
-# symlinked document root, with a HEALTHCHECK; probes: flask pages for mint's probe options, built FROM the
-# python sample, so after it).
-apps=(web probes)
+# symlinked document root, with a HEALTHCHECK; probes: flask pages for mint's probe options; lines: a TCP
+# line protocol beside an HTTP page, for --host-exec; probes and lines are built FROM the python sample, so
+# after it).
+apps=(web probes lines)
 # fixtures are images for tests that are not apps.
 fixtures=(layers)
 # hostiles attack the sandbox (hostile: attack.py MODE) or whoever reads the image (hostile-content); both are

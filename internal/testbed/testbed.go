@@ -23,8 +23,10 @@ var Samples = []string{"node", "python", "ruby", "java"}
 // Docker schema 2 manifest (HEALTHCHECK is a Docker field), which skopeo 1.9 cannot read from a layout: copy
 // it from the docker-archive. "probes" is a flask app on the python sample with the pages of mint's probe
 // options: /private behind basic authentication (admin, s3cret), /fail answering 500, /upload taking a form's
-// "file" (testdata/samples/probes).
-var Apps = []string{"web", "probes"}
+// "file" (testdata/samples/probes). "lines" is a line protocol on port 7070 (`HSV r g b` answers the colour
+// in HSV through colorsys, which nothing else imports) beside GET / on 8080, on the python sample
+// (testdata/samples/lines).
+var Apps = []string{"web", "probes", "lines"}
 
 // Fixtures are the test bed's images that are not apps: "layers" holds whiteouts, an opaque directory,
 // hardlinks, a fifo, setuid and owned files, and a directory replaced by a symlink.
