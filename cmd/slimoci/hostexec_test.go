@@ -110,7 +110,8 @@ func TestE2EHostExecLineProtocol(t *testing.T) {
 
 // The host commands of an unprivileged slimoci: the app in the rootless sandbox's own network, its ports
 // relayed to the host's loopback by the sensor. mint's host-exec&probe runs the client first, before any
-// probe has seen the app up: it waits for the app's port, and the protocol's colorsys is in the record.
+// probe has seen the app up: it waits for the app's port, and the protocol's colorsys is in the record; an
+// --exec-file script's imports too.
 func TestE2EHostExecRootless(t *testing.T) {
 	needBed(t)
 	if os.Geteuid() != 0 {
@@ -118,8 +119,13 @@ func TestE2EHostExecRootless(t *testing.T) {
 	}
 	sensorBin := buildSensor(t)
 	cmd, home := rootlessCLI(t, sensorBin, "profile", "--state-path", "state", "--http-probe-ports", "8080",
-		"--continue-after", "host-exec&probe", "--host-exec", "bash client.sh", "oci:"+bed.Layout("lines")+":latest")
+		"--continue-after", "host-exec&probe", "--host-exec", "bash client.sh", "--exec-file", "probe.sh", "oci:"+bed.Layout("lines")+":latest")
 	if err := os.WriteFile(filepath.Join(home, "client.sh"), []byte(linesClient), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// mint's --exec-file: one script, a loop over lines, run in the sandbox as an exec probe.
+	probe := "set -e\nfor m in json csv; do\n  python3 -c \"import $m\"\ndone\n"
+	if err := os.WriteFile(filepath.Join(home, "probe.sh"), []byte(probe), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := cmd.CombinedOutput()
@@ -142,9 +148,15 @@ func TestE2EHostExecRootless(t *testing.T) {
 	if !report.Rootless || report.ContinuedAfter != "host-exec&probe" || len(h) != 1 || !strings.Contains(h[0].Output, linesAnswer) {
 		t.Errorf("rootless %v, continued after %q, host commands %+v", report.Rootless, report.ContinuedAfter, h)
 	}
-	if len(report.Record.Files["/usr/lib/python3.11/colorsys.py"]) == 0 {
-		t.Errorf("colorsys is not in the record")
+	for _, p := range []string{"/usr/lib/python3.11/colorsys.py", "/usr/lib/python3.11/json/__init__.py", "/usr/lib/python3.11/csv.py"} {
+		if len(report.Record.Files[p]) == 0 {
+			t.Errorf("%s is not in the record", p)
+		}
 	}
+	if !strings.Contains(string(out), "exec /bin/sh -c set -e") {
+		t.Errorf("the exec file's probe: %s", out)
+	}
+	os.Remove(filepath.Join(home, "probe.sh"))
 	rootlessLeftoversExcept(t, home, "client.sh")
 }
 
