@@ -661,16 +661,16 @@ func CrawlDiff(fat, slim *Observation) []string {
 		s, ok := got[fmt.Sprintf("%s %d %s", p.Proto, p.Port, p.Path)]
 		switch {
 		case !ok:
-			out = append(out, fmt.Sprintf("crawled page :%d%s was not reached, the fat image's crawl got %s", p.Port, p.Path, p.outcome()))
+			out = append(out, fmt.Sprintf("crawled page :%d%s was not reached, the fat image's crawl got %s", p.Port, p.Path, p.Outcome()))
 		case s.Status != p.Status:
-			out = append(out, fmt.Sprintf("crawled page :%d%s: %s, the fat image gave %s", p.Port, p.Path, s.outcome(), p.outcome()))
+			out = append(out, fmt.Sprintf("crawled page :%d%s: %s, the fat image gave %s", p.Port, p.Path, s.Outcome(), p.Outcome()))
 		}
 	}
 	return out
 }
 
-// outcome is the page's status, or its error.
-func (p CrawledPage) outcome() string {
+// Outcome is the page's status, or its error.
+func (p CrawledPage) Outcome() string {
 	if p.Status == 0 {
 		return p.Error
 	}

@@ -61,6 +61,7 @@ type ObserveFlags struct {
 	CommandFlags
 	ProbeFlags
 	HostExecFlags
+	CrawlFlags
 }
 
 // observation is one prepared run: what to start and how to exercise it.
@@ -73,6 +74,9 @@ type observation struct {
 	out      *tail
 	// clogs is --show-clogs' writer to the terminal: the app's output with its control characters escaped.
 	clogs *termsafe.Writer
+	// specProbes are the operations of --http-probe-apispec-file, added to the plan's probes once (by
+	// forConfig, after the default GET / is chosen: they do not replace it).
+	specProbes []runner.HTTPCommand
 }
 
 // sensorPath is --sensor, or the sensor beside the slimoci binary.
@@ -152,6 +156,9 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 	if o.plan.HTTP, o.plan.Probe, err = f.httpProbes(); err != nil {
 		return nil, err
 	}
+	if err := f.parseCrawl(o); err != nil {
+		return nil, err
+	}
 	for _, e := range f.Exec {
 		argv, err := execArgs(e)
 		if err != nil {
@@ -217,6 +224,10 @@ func (f *ObserveFlags) forConfig(o *observation, tree *rootfs.Tree, ov runOverri
 		}
 		if len(o.plan.HTTP) == 0 && len(o.plan.Ports) > 0 {
 			o.plan.HTTP = []runner.HTTPCommand{{Method: "GET", Resource: "/"}}
+		}
+		o.plan.HTTP, o.specProbes = append(o.plan.HTTP, o.specProbes...), nil
+		if len(o.plan.APISpecs) > 0 && len(o.plan.Ports) == 0 {
+			return fmt.Errorf("--http-probe-apispec %s: the image exposes no TCP port (give --http-probe-ports)", o.plan.APISpecs[0].Path)
 		}
 		for _, c := range o.plan.HTTP {
 			if c.Port == 0 && len(o.plan.Ports) == 0 {
@@ -304,6 +315,7 @@ func summary(w io.Writer, ref string, obs *runner.Observation) {
 		}
 		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("probe %s :%d%s: %s", p.Method, p.Port, p.Path, status)))
 	}
+	crawlSummary(w, obs)
 	for _, e := range obs.Execs {
 		status := fmt.Sprintf("exit %d, %d bytes of output", e.ExitCode, e.OutputSize)
 		if e.Error != "" {
