@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -57,27 +56,21 @@ func (f *ObserveFlags) parseHostExec(o *observation) error {
 	return nil
 }
 
-// readHostExecFile reads --host-exec-file: one command a line, trimmed; blank and # lines skipped. A file
-// with no command is an error (a mistake more likely than a wish).
+// readHostExecFile reads --host-exec-file: one command a line, trimmed; blank and # lines skipped (as the
+// keep flags' files). A file with no command is an error (a mistake more likely than a wish).
 func readHostExecFile(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	lines, err := readLines("--host-exec-file", path)
 	if err != nil {
-		return nil, fmt.Errorf("--host-exec-file: %w", err)
-	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, len(b)+1)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		lines = append(lines, line)
+		return nil, err
 	}
 	if len(lines) == 0 {
 		return nil, fmt.Errorf("--host-exec-file %s: no command in it", path)
 	}
-	return lines, nil
+	var cmds []string
+	for _, l := range lines {
+		cmds = append(cmds, l.text)
+	}
+	return cmds, nil
 }
 
 // readExecFile reads --exec-file: a script for /bin/sh -c, so no NUL byte and at most one argument's size.
