@@ -135,10 +135,10 @@ func NotifyHelper(args []string) error {
 		return fmt.Errorf("usage: %s all|paths CPUS -- ARGV", NotifyHelperArg)
 	}
 	argv := args[4:]
+	runtime.LockOSThread() // one thread to the exec, as in ExecHelper
 	if err := helperSetup(args[2]); err != nil {
 		return err
 	}
-	runtime.LockOSThread()
 	if !hasSysAdmin() {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("setting no_new_privs: %w", err)
@@ -192,8 +192,9 @@ func NotifyHelper(args []string) error {
 	return unix.Exec(bin, argv, os.Environ())
 }
 
-// helperSetup is what both helpers do before their filter: the app gets the CPUs in cpus back ("0,1,3"; ""
-// leaves them) and none of the sensor's observing capabilities.
+// helperSetup is what both helpers do before their filter, on the thread that execs the app: the app gets
+// the CPUs in cpus back ("0,1,3"; "" leaves them) and none of the sensor's observing capabilities (the
+// sandbox gives PID 1 CAP_SYS_PTRACE to observe an app running as another user; the app must not keep it).
 func helperSetup(cpus string) error {
 	if cpus != "" {
 		var set unix.CPUSet

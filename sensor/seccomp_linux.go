@@ -67,8 +67,10 @@ func jeq(k uint32, jt, jf uint8) unix.SockFilter {
 
 func ret(k uint32) unix.SockFilter { return stmt(unix.BPF_RET|unix.BPF_K, k) }
 
-// installFilter installs the program on the calling thread's process. Without CAP_SYS_ADMIN it sets
-// no_new_privs first, as the kernel requires.
+// installFilter installs the program on the calling thread, which must be locked to its goroutine and be
+// the one that execs the app: the Go runtime's other threads stay unseen (with TSYNC their own syscalls, a
+// nanosleep, a futex, were in the record) and die at the exec. Without CAP_SYS_ADMIN it sets no_new_privs
+// first, as the kernel requires.
 func installFilter(prog []unix.SockFilter, noNewPrivs bool) error {
 	runtime.LockOSThread()
 	if noNewPrivs {
@@ -77,7 +79,7 @@ func installFilter(prog []unix.SockFilter, noNewPrivs bool) error {
 		}
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog)))
 	if errno != 0 {
 		return fmt.Errorf("installing the seccomp filter: %w", errno)
 	}

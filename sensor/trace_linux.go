@@ -85,23 +85,10 @@ func ExecHelper(args []string) error {
 		return fmt.Errorf("usage: %s all|paths CPUS -- ARGV", ExecHelperArg)
 	}
 	argv := args[4:]
-	if args[2] != "" {
-		var set unix.CPUSet
-		for _, c := range strings.Split(args[2], ",") {
-			if n, err := strconv.Atoi(c); err == nil {
-				set.Set(n)
-			}
-		}
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			return fmt.Errorf("restoring the CPU affinity: %w", err)
-		}
-	}
-	// The sandbox gives PID 1 CAP_SYS_PTRACE to observe an app running as another user; the app must not
-	// keep it. (An app running as a non-root user loses every capability at exec anyway.)
-	for _, c := range observingCaps {
-		unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
-	}
-	if err := dropCaps(observingCaps); err != nil {
+	// One thread from here to the exec: capabilities, no_new_privs and the filter are each a thread's, and
+	// the exec'ing thread's are what the app gets.
+	runtime.LockOSThread()
+	if err := helperSetup(args[2]); err != nil {
 		return err
 	}
 	if err := installFilter(traceFilter(args[1] == "all"), !hasSysAdmin()); err != nil {

@@ -10,12 +10,6 @@ import (
 	"github.com/slimoci/slimoci/sensor"
 )
 
-// HelperNoise are the syscalls the sensor's helper, a Go program, may make between its filter and the
-// app's exec besides its own PATH search and execve: the Go runtime's scheduling calls. Whether they come
-// depends on timing, and the ptrace backend's filter covers the helper's every thread (TSYNC), so they are
-// not the app's and not the same from run to run.
-var HelperNoise = []string{"futex", "nanosleep", "sched_yield"}
-
 // RecordDiff says how two sensor records differ in what a record is for: the files with their ops, the
 // programs started with their parents (by order, as pids differ between runs), the exit code and the set
 // of syscalls (not their counts, which follow timing). Files for which ignoreFile is true and the syscalls in
