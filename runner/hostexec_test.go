@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -138,4 +139,31 @@ func TestHostExecVerdicts(t *testing.T) {
 	if len(d) != 2 || d[0] != `host command "make test": exit 2: FAIL: TestCache, the fat image gave exit 0` || !strings.Contains(d[1], "not run") {
 		t.Errorf("diff %q", d)
 	}
+}
+
+// A host command does not outlive slimoci killed with SIGKILL: this test runs itself as the "slimoci"
+// whose host command is a shell, kills it, and the shell is gone (its parent-death signal).
+func TestHostCommandDiesWithSlimoci(t *testing.T) {
+	if pidFile := os.Getenv("SLIMOCI_HOSTEXEC_CHILD"); pidFile != "" {
+		runHostCommand(context.Background(), "echo $$ > "+pidFile+"; while :; do sleep 1; done", nil, time.Minute, nil)
+		return
+	}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestHostCommandDiesWithSlimoci$")
+	cmd.Env = append(os.Environ(), "SLIMOCI_HOSTEXEC_CHILD="+pidFile)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(pidFile); strings.HasSuffix(string(b), "\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the host command did not start")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	gone(t, pidFile)
 }
