@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"mime/multipart"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -362,11 +364,7 @@ func orEmpty(ref *openapi3.SchemaRef) *openapi3.Schema {
 
 // firstExample is the value of the first of examples, by name.
 func firstExample(examples openapi3.Examples) (any, bool) {
-	names := make([]string, 0, len(examples))
-	for n := range examples {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(examples))
 	for _, n := range names {
 		if e := examples[n]; e != nil && e.Value != nil && e.Value.Value != nil {
 			return e.Value.Value, true
@@ -384,11 +382,7 @@ func mediaExample(mt *openapi3.MediaType) (any, bool) {
 
 // firstMedia is a content's media type by the first of its names.
 func firstMedia(content openapi3.Content) *openapi3.MediaType {
-	names := make([]string, 0, len(content))
-	for n := range content {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(content))
 	for _, n := range names {
 		if content[n] != nil {
 			return content[n]
@@ -399,11 +393,7 @@ func firstMedia(content openapi3.Content) *openapi3.MediaType {
 
 // requestBody picks the media type of a body and makes it: its content type and the body.
 func requestBody(content openapi3.Content) (ctype, body string, err error) {
-	names := make([]string, 0, len(content))
-	for n := range content {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(content))
 	rank := func(n string) int {
 		mt, _, _ := strings.Cut(strings.ToLower(n), ";")
 		mt = strings.TrimSpace(mt)
@@ -491,11 +481,7 @@ func multipartBody(v any, schema *openapi3.SchemaRef) (string, string, error) {
 		return "", "", err
 	}
 	obj, _ := v.(map[string]any)
-	names := make([]string, 0, len(obj))
-	for k := range obj {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(obj))
 	for _, k := range names {
 		var prop *openapi3.Schema
 		if schema != nil && schema.Value != nil && schema.Value.Properties[k] != nil {
@@ -568,14 +554,7 @@ func joinValue(v any, sep string, escape bool) string {
 	return esc(scalarString(v))
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
 
 // explode is a parameter's explode, by default true for the form style only.
 func explode(p *openapi3.Parameter, style string) bool {
@@ -802,11 +781,7 @@ func (g *valueGen) value(ref *openapi3.SchemaRef, depth int) any {
 // object is an object of s's properties (see value).
 func (g *valueGen) object(s *openapi3.Schema, depth int) map[string]any {
 	obj := map[string]any{}
-	names := make([]string, 0, len(s.Properties))
-	for k := range s.Properties {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(s.Properties))
 	for _, k := range names {
 		p := s.Properties[k]
 		if p == nil || p.Value == nil || g.writing && p.Value.ReadOnly {

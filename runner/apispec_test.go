@@ -165,26 +165,24 @@ func specCommands(t *testing.T, doc, prefix string) []HTTPCommand {
 }
 
 func TestAPISpecCommands(t *testing.T) {
+	v1 := []string{
+		"GET /v1/items/10?fields=name [X-Trace: 00000000-0000-4000-8000-000000000000] [Cookie: session=abc]",
+		"GET /v1/search?q=hello+world&limit=20",
+		"PATCH /v1/form [Content-Type: application/x-www-form-urlencoded] a=1&a=1&b=str",
+		`POST /v1/orders [Content-Type: application/json] {"item":"widget","nested":{"x":1,"y":true},"price":1,"quantity":2,"status":"new","tags":["string"],"when":"2024-01-01T00:00:00Z"}`,
+		"PUT /v1/upload",
+		"DELETE /v1/items/10",
+	}
+	var api []string
+	for _, l := range v1 {
+		api = append(api, strings.Replace(l, " /v1/", " /api/", 1))
+	}
 	for _, tc := range []struct {
 		name, doc, prefix string
 		want              []string
 	}{
-		{"OpenAPI 3 YAML", openapi3YAML, "", []string{
-			"GET /v1/items/10?fields=name [X-Trace: 00000000-0000-4000-8000-000000000000] [Cookie: session=abc]",
-			"GET /v1/search?q=hello+world&limit=20",
-			"PATCH /v1/form [Content-Type: application/x-www-form-urlencoded] a=1&a=1&b=str",
-			`POST /v1/orders [Content-Type: application/json] {"item":"widget","nested":{"x":1,"y":true},"price":1,"quantity":2,"status":"new","tags":["string"],"when":"2024-01-01T00:00:00Z"}`,
-			"PUT /v1/upload",
-			"DELETE /v1/items/10",
-		}},
-		{"PREFIX replaces the base path", openapi3YAML, "/api/", []string{
-			"GET /api/items/10?fields=name [X-Trace: 00000000-0000-4000-8000-000000000000] [Cookie: session=abc]",
-			"GET /api/search?q=hello+world&limit=20",
-			"PATCH /api/form [Content-Type: application/x-www-form-urlencoded] a=1&a=1&b=str",
-			`POST /api/orders [Content-Type: application/json] {"item":"widget","nested":{"x":1,"y":true},"price":1,"quantity":2,"status":"new","tags":["string"],"when":"2024-01-01T00:00:00Z"}`,
-			"PUT /api/upload",
-			"DELETE /api/items/10",
-		}},
+		{"OpenAPI 3 YAML", openapi3YAML, "", v1},
+		{"PREFIX replaces the base path", openapi3YAML, "/api/", api},
 		{"Swagger 2 YAML", swaggerYAML, "", []string{
 			"GET /v2/pets/rex?tags=string",
 			`POST /v2/pets [Content-Type: application/json] {"age":3,"name":"rex"}`,

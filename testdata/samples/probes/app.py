@@ -3,11 +3,12 @@
 Each page that needs a probe option reads a file only that option's request reaches, so a slim image made
 from a run without it lacks the file, and that page fails in it.
 """
+import importlib
 import os
 import signal
 import sys
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, request, send_file
 
 app = Flask(__name__)
 USER, PASSWORD = "admin", "s3cret"
@@ -18,9 +19,63 @@ def read(path):
         return f.read()
 
 
+def page(name):
+    """The module of a page only one kind of probe reaches (/app/pages/NAME.py), imported when it is asked
+    for."""
+    return importlib.import_module("pages." + name)
+
+
 @app.get("/")
 def index():
-    return jsonify(app="probes", status="ok")
+    # The crawl's start: /catalog is linked from here only; /archive is in sitemap.xml only.
+    return ('<!doctype html><title>probes</title><p>The probes sample: <a href="catalog#top">the catalog</a>,'
+            ' <a href="https://probes.example/elsewhere">elsewhere</a>.</p>')
+
+
+@app.get("/catalog")
+def catalog():
+    return page("catalog").render()
+
+
+@app.get("/archive")
+def archive():
+    return page("archive").render()
+
+
+@app.get("/robots.txt")
+def robots():
+    return send_file("/app/site/robots.txt", mimetype="text/plain")
+
+
+@app.get("/sitemap.xml")
+def sitemap():
+    return send_file("/app/site/sitemap.xml", mimetype="application/xml")
+
+
+@app.get("/openapi.json")
+def openapi():
+    return send_file("/app/openapi.json", mimetype="application/json")
+
+
+@app.get("/api/items/<int:item_id>")
+def item(item_id):
+    return jsonify(page("items").get(item_id))
+
+
+@app.post("/api/orders")
+def orders():
+    order = page("orders").create(request.get_json(silent=True))
+    if order is None:
+        return Response("not an order\n", 400)
+    return jsonify(order), 201
+
+
+@app.get("/api/search")
+def search():
+    q = request.args.get("q")
+    if not q:
+        return Response("no q\n", 400)
+    return jsonify(page("search").find(q))
 
 
 @app.get("/private")
