@@ -14,7 +14,13 @@ import (
 // timingFile is what a sample may or may not load depending on how fast it runs, whichever the sensor:
 // glibc loads its unwinder, libgcc_s, when a thread ends in pthread_exit, as CPython's daemon threads do
 // when they are still running at the interpreter's exit (seen in ptrace and in notify runs alike).
-func timingFile(p string) bool { return strings.HasPrefix(filepath.Base(p), "libgcc_s.so") }
+// The JVM's attach files are named for its pid, which differs between runs: /tmp/.java_pidN and
+// /tmp/hsperfdata_USER/N.
+func timingFile(p string) bool {
+	base := filepath.Base(p)
+	return strings.HasPrefix(base, "libgcc_s.so") || strings.HasPrefix(base, ".java_pid") ||
+		strings.HasPrefix(filepath.Base(filepath.Dir(p)), "hsperfdata_")
+}
 
 // timingSyscalls are what an app may call or not depending on timing, whichever the sensor: ruby's thread
 // scheduler yields (sched_yield) when its threads contend.

@@ -244,12 +244,22 @@ func (p *prober) once(ctx context.Context, c HTTPCommand, proto string, port int
 	if err != nil {
 		return answer{}, err
 	}
-	resp, err := (&http.Client{Transport: p.transport(proto)}).Do(req)
+	resp, err := (&http.Client{Transport: p.transport(proto), CheckRedirect: redirectOnOrigin}).Do(req)
 	if err != nil {
 		return answer{}, err
 	}
 	defer resp.Body.Close()
 	return readAnswer(resp.StatusCode, captured(ctx, resp))
+}
+
+// redirectOnOrigin follows a probe's redirects on the app's own origin only (and 10 at most, as net/http): a
+// redirect elsewhere is the answer. The app is untrusted: it must not make slimoci dial or resolve a host of
+// its choosing (with --network host, the sensor's relay would reach it from the host's network).
+func redirectOnOrigin(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 || !sameOrigin(req.URL, via[0].URL) {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 // readAnswer hashes the answer's body as it streams: what the app sends is never held.

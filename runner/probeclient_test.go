@@ -523,3 +523,30 @@ func TestProbeError(t *testing.T) {
 		}
 	}
 }
+
+// A redirect is followed on the app's own origin only: one to another host is the answer, and that host is
+// never dialed.
+func TestProbeRedirectsStayOnOrigin(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the other origin was dialed: %s", r.URL)
+	}))
+	defer other.Close()
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/here":
+			http.Redirect(w, r, "/there", http.StatusFound)
+		case "/there":
+			fmt.Fprint(w, "there")
+		case "/away":
+			http.Redirect(w, r, other.URL+"/x", http.StatusFound)
+		}
+	}))
+	defer app.Close()
+	p := testProber(ProbePolicy{Attempts: 1})
+	if r := p.probe(t.Context(), mustCmd(t, HTTPCommand{Protocol: "http", Method: "GET", Resource: "/here"}), portOf(t, app.URL)); r.Status != 200 || r.BodySHA256 != sha("there") {
+		t.Errorf("a redirect on the origin: %+v", r)
+	}
+	if r := p.probe(t.Context(), mustCmd(t, HTTPCommand{Protocol: "http", Method: "GET", Resource: "/away"}), portOf(t, app.URL)); r.Status != http.StatusFound {
+		t.Errorf("a redirect to another origin: %+v, want its 302 as the answer", r)
+	}
+}
