@@ -129,8 +129,8 @@ func (l hiddenTLS) Accept() (net.Conn, error) {
 func TestProbeBodies(t *testing.T) {
 	type seen struct {
 		ctype, field, file string
-		content           []byte
-		length            int64
+		content            []byte
+		length             int64
 	}
 	got := make(chan seen, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
