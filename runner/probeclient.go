@@ -430,7 +430,7 @@ func (p *prober) websocket(ctx context.Context, c HTTPCommand, proto string, por
 		}
 	}
 	conn, resp, err := websocket.Dial(ctx, fmt.Sprintf("%s://127.0.0.1:%d%s", proto, port, c.Resource), &websocket.DialOptions{
-		HTTPClient: &http.Client{Transport: p.transport(proto)},
+		HTTPClient: &http.Client{Transport: p.transport(proto), CheckRedirect: redirectOnOrigin},
 		HTTPHeader: req.Header,
 	})
 	if err != nil {

@@ -550,3 +550,19 @@ func TestProbeRedirectsStayOnOrigin(t *testing.T) {
 		t.Errorf("a redirect to another origin: %+v, want its 302 as the answer", r)
 	}
 }
+
+// A WebSocket probe's handshake follows redirects on the app's origin only, as HTTP probes do.
+func TestProbeWebSocketRedirectsStayOnOrigin(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the other origin was dialed: %s", r.URL)
+	}))
+	defer other.Close()
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/chat", http.StatusFound)
+	}))
+	defer app.Close()
+	r := testProber(ProbePolicy{Attempts: 1}).probe(t.Context(), mustCmd(t, HTTPCommand{Protocol: "ws", Resource: "/chat"}), portOf(t, app.URL))
+	if r.Status != http.StatusFound {
+		t.Errorf("a handshake redirected to another origin: %+v, want its 302 as the answer", r)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,6 +110,12 @@ const publishDialTimeout = 10 * time.Second
 func (s *Sandbox) publish(ctx context.Context, maps []PortMapping) ([]PublishedPort, func(), error) {
 	if len(maps) > 0 && s.spec.HostNetwork {
 		return nil, nil, errors.New("--publish-port: with --network host the app's ports are the host's already")
+	}
+	for _, m := range maps {
+		// ParsePublish checks this for the CLI; a library caller is held to it here.
+		if ip, err := netip.ParseAddr(m.HostIP); err != nil || !ip.IsLoopback() {
+			return nil, nil, fmt.Errorf("publishing port %d on %q: %w", m.Port, m.HostIP, ErrNotLoopback)
+		}
 	}
 	var (
 		wg        sync.WaitGroup

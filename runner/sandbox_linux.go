@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -637,6 +638,15 @@ func (s *Sandbox) Signal(sig os.Signal) error { return s.process.Signal(sig) }
 // sensor, it goes through the sensor's relay; otherwise (root only) the calling thread enters the network
 // namespace to dial. The connection keeps working from any goroutine once made.
 func (s *Sandbox) Dial(ctx context.Context, network, addr string) (c net.Conn, err error) {
+	// Only the app's own loopback: whatever the app answers (a redirect, a link, a sitemap), slimoci dials
+	// or resolves no other host for it.
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dialing the app at %q: %w", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("dialing %q: slimoci dials the app on its loopback only", addr)
+	}
 	st, err := s.container.State()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -14,7 +15,13 @@ import (
 // directory.
 func (s *Sandbox) volumeMount(dir string) specs.Mount {
 	opts := []string{"rw", "nosuid", "nodev", "tmpcopyup", fmt.Sprintf("size=%d", s.limits.WritableSize), "mode=755"}
-	if fi, err := os.Lstat(filepath.Join(s.tree, dir)); err == nil && fi.IsDir() {
+	// The directory as the app would see it: the image's symlinks resolve inside the tree, never to the
+	// host's files.
+	inTree, err := securejoin.SecureJoin(s.tree, dir)
+	if err != nil {
+		inTree = filepath.Join(s.tree, "nonexistent")
+	}
+	if fi, err := os.Lstat(inTree); err == nil && fi.IsDir() {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			opts[len(opts)-1] = fmt.Sprintf("mode=%o", st.Mode&0o7777)
 			if !s.rootless {

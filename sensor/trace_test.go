@@ -92,3 +92,16 @@ func TestTraceMissingProgram(t *testing.T) {
 		}
 	}
 }
+
+// Syscall numbers the tables do not name are counted under one key: an app cannot grow the record's map a
+// number at a time.
+func TestUnknownSyscallsOneKey(t *testing.T) {
+	tr := &tracer{rec: &Record{Files: map[string][]string{}, Syscalls: map[string]int{}}, all: true}
+	for nr := uint32(1000); nr < 1100; nr++ {
+		tr.onSyscall(syscallStop{arch: auditArchX86_64, nr: nr})
+		tr.onSyscall(syscallStop{arch: 0x1234, nr: nr})
+	}
+	if len(tr.rec.Syscalls) != 2 || tr.rec.Syscalls["syscall_unknown"] != 100 {
+		t.Errorf("syscalls %v", tr.rec.Syscalls)
+	}
+}
