@@ -40,7 +40,8 @@ import (
 //
 // A crawled page is not a probe: one that fails (an error, a 4xx or 5xx) is reported in the observation's
 // Crawl, and in verify's comparison, but fails nothing, whatever the probe policy; it is fetched once, each
-// attempt bounded by ProbePolicy.ClientTimeout, and only its first MaxCrawlBody bytes are read.
+// attempt bounded by ProbePolicy.ClientTimeout, and only its first MaxCrawlBody bytes are read (its share
+// of MaxCrawlKeptBytes in a large round: a link past it is not followed).
 type CrawlOptions struct {
 	// All crawls from every GET probe (--http-probe-crawl), not only those with Crawl set.
 	All bool
@@ -174,6 +175,13 @@ func (c *capture) Write(b []byte) (int, error) {
 		c.over = true
 		b = b[:max(room, 0)]
 	}
+	if need := len(c.body) + len(b); need > cap(c.body) {
+		// Doubling, and never past the limit: append's slower growth of large slices would allocate
+		// several times what is kept.
+		grown := make([]byte, len(c.body), min(max(need, 2*cap(c.body), 512), max(c.limit, need)))
+		copy(grown, c.body)
+		c.body = grown
+	}
 	c.body = append(c.body, b...)
 	return n, nil
 }
@@ -248,6 +256,9 @@ func (p *prober) crawl(ctx context.Context, opts CrawlOptions, starts []crawlSta
 	}
 	for len(round) > 0 && ctx.Err() == nil && !p.exited() {
 		pages := make([]CrawledPage, len(round))
+		// A round's captures are all held until its links are read: together they keep at most
+		// MaxCrawlKeptBytes, each page its share when the round is large.
+		limit := min(MaxCrawlBody, MaxCrawlKeptBytes/len(round))
 		caps := make([]*capture, len(round))
 		sem := make(chan struct{}, cr.opts.Concurrency)
 		var wg sync.WaitGroup
@@ -255,7 +266,7 @@ func (p *prober) crawl(ctx context.Context, opts CrawlOptions, starts []crawlSta
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				pages[i], caps[i] = p.fetchPage(ctx, it)
+				pages[i], caps[i] = p.fetchPage(ctx, it, limit)
 			})
 		}
 		wg.Wait()
@@ -326,7 +337,14 @@ func (cr *crawler) follow(it crawlItem, c *capture) (out []crawlItem, more bool)
 			cr.report.OtherOrigin++
 			return
 		}
-		out = append(out, crawlItem{o: it.o, path: u.RequestURI(), kind: kind, depth: depth, from: it.path})
+		// An opaque URL (http:@evil.example/x) has no path: its RequestURI names an authority, which glued
+		// to the origin would make slimoci dial a host of the app's choosing.
+		path := u.RequestURI()
+		if u.Opaque != "" || !strings.HasPrefix(path, "/") {
+			cr.report.OtherOrigin++
+			return
+		}
+		out = append(out, crawlItem{o: it.o, path: path, kind: kind, depth: depth, from: it.path})
 	}
 	if c.status >= 300 && c.status < 400 && c.location != "" {
 		// The crawler's own fetches stop at each redirect: its target is crawled as the same page.
@@ -380,14 +398,21 @@ func (cr *crawler) follow(it crawlItem, c *capture) (out []crawlItem, more bool)
 }
 
 // fetchPage sends it once, without following redirects (a 3xx's Location is a link, see follow), and reads
-// at most MaxCrawlBody of the answer, hashing what it read.
-func (p *prober) fetchPage(ctx context.Context, it crawlItem) (CrawledPage, *capture) {
+// at most limit bytes of the answer, hashing what it read.
+func (p *prober) fetchPage(ctx context.Context, it crawlItem, limit int) (CrawledPage, *capture) {
 	page := CrawledPage{Port: it.o.port, Proto: it.o.proto, Path: it.path, Kind: it.kind, Depth: it.depth, From: it.from}
 	ctx, cancel := context.WithTimeout(ctx, p.policy.ClientTimeout)
 	defer cancel()
 	c := it.o.c
 	c.Resource = it.path
-	u := it.o.base.String() + it.path
+	// The URL is built from the origin's host and it.path's parts, never glued as strings: whatever the
+	// path holds, the host dialed is the origin's.
+	ref, err := url.ParseRequestURI(it.path)
+	if err != nil {
+		page.Error = fmt.Sprintf("path %q: %v", it.path, err)
+		return page, nil
+	}
+	u := (&url.URL{Scheme: it.o.base.Scheme, Host: it.o.base.Host, Path: ref.Path, RawPath: ref.RawPath, RawQuery: ref.RawQuery}).String()
 	req, err := c.request(ctx, u)
 	if err != nil {
 		page.Error = err.Error()
@@ -400,9 +425,9 @@ func (p *prober) fetchPage(ctx context.Context, it crawlItem) (CrawledPage, *cap
 		return page, nil
 	}
 	defer resp.Body.Close()
-	kept := &capture{limit: MaxCrawlBody}
-	// One byte past the bound says the answer was longer; the capture keeps MaxCrawlBody.
-	if _, err := io.Copy(io.Discard, io.LimitReader(captured(withCapture(ctx, kept), resp), MaxCrawlBody+1)); err != nil {
+	kept := &capture{limit: limit}
+	// One byte past the bound says the answer was longer; the capture keeps limit.
+	if _, err := io.Copy(io.Discard, io.LimitReader(captured(withCapture(ctx, kept), resp), int64(limit)+1)); err != nil {
 		page.Error = fmt.Sprintf("reading the answer (status %d): %v", resp.StatusCode, err)
 		return page, nil
 	}
@@ -677,9 +702,10 @@ func (p CrawledPage) Outcome() string {
 	return fmt.Sprint(p.Status)
 }
 
-// MaxCrawlStartBytes bounds what the probes to crawl from keep of their answers, all together: each keeps
-// MaxCrawlBody, or its share of this when there are many.
-const MaxCrawlStartBytes = 64 << 20
+// MaxCrawlKeptBytes bounds what the crawl holds of the app's answers at once: the probes to crawl from keep
+// it, all together, then each round's pages (their captures are held until the round's links are read):
+// each keeps MaxCrawlBody, or its share of this when there are many (64 KiB each at 1000).
+const MaxCrawlKeptBytes = 64 << 20
 
 // capture gives the jobs a crawl may start from a capture of their answer.
 func (o CrawlOptions) capture(jobs []probeJob) {
@@ -695,7 +721,7 @@ func (o CrawlOptions) capture(jobs []probeJob) {
 		}
 	}
 	for _, j := range starts {
-		j.cap = &capture{limit: min(MaxCrawlBody, MaxCrawlStartBytes/len(starts))}
+		j.cap = &capture{limit: min(MaxCrawlBody, MaxCrawlKeptBytes/len(starts))}
 	}
 }
 

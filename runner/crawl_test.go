@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -328,5 +329,90 @@ func TestCrawlRefused(t *testing.T) {
 	c := HTTPCommand{Crawl: true, FastCGI: &FastCGI{}}
 	if err := c.check(); err == nil || !strings.Contains(err.Error(), "not crawled") {
 		t.Errorf("a FastCGI probe with crawl: %v", err)
+	}
+}
+
+// A sitemap's or robots.txt's URLs are followed whatever their host, by their path on the app's origin: an
+// opaque URL (http:@host:port/x, whose "path" is an authority) must not make the crawler dial another host.
+// evil stands for the host the app names; every request the app gets must be for its own host and port.
+func TestCrawlOpaqueSitemapURL(t *testing.T) {
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the crawler dialed the host a sitemap named: %s %s", r.Host, r.URL)
+	}))
+	defer evil.Close()
+	at := strings.TrimPrefix(evil.URL, "http://")
+	var mu sync.Mutex
+	var hosts []string
+	s := &site{pages: map[string]string{
+		"/":            "<p>home</p>",
+		"/robots.txt":  "Sitemap: http:@" + at + "/robots-sitemap\nSitemap: /sitemap.txt\n",
+		"/sitemap.xml": `<?xml version="1.0"?><urlset><url><loc>http:@` + at + `/loc</loc></url><url><loc>http://public.example/ok</loc></url></urlset>`,
+		"/sitemap.txt": "http:@" + at + "/text\nhttp:%2F%2F" + at + "/escaped\n",
+		"/ok":          "<p>ok</p>",
+	}}
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		s.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	r, _ := crawlSite(t, srv, CrawlOptions{}, HTTPCommand{Crawl: true, Username: "u", Password: "p"})
+	want := "127.0.0.1:" + fmt.Sprint(portOf(t, srv.URL))
+	mu.Lock()
+	for _, h := range hosts {
+		if h != want {
+			t.Errorf("a request for host %q, want only %q", h, want)
+		}
+	}
+	mu.Unlock()
+	for _, p := range r.Pages {
+		if strings.Contains(p.Path, "@") || !strings.HasPrefix(p.Path, "/") {
+			t.Errorf("crawled %q: an opaque URL's authority taken for a path", p.Path)
+		}
+	}
+	if got := s.requested(); !slices.Contains(got, "/ok") || !slices.Contains(got, "/sitemap.txt") {
+		t.Errorf("asked for %v, want the sitemaps' good URLs still followed", got)
+	}
+}
+
+// A round's captures are held until its links are read: a site of many pages of MaxCrawlBody each must not
+// make the crawl hold (nor allocate) pages x MaxCrawlBody, only about MaxCrawlKeptBytes.
+func TestCrawlRoundMemory(t *testing.T) {
+	const n = 64 // 256 MiB of answers in one round
+	page := []byte("<html>" + strings.Repeat(" ", MaxCrawlBody))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		if r.URL.Path == "/" {
+			for i := range n {
+				fmt.Fprintf(w, "<a href=/p%d>", i)
+			}
+			return
+		}
+		w.Write(page)
+	}))
+	defer srv.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r, _ := crawlSite(t, srv, CrawlOptions{MaxDepth: 2}, HTTPCommand{Crawl: true})
+	runtime.ReadMemStats(&after)
+	if len(r.Pages) != n+2 {
+		t.Fatalf("%d pages crawled, want %d and robots.txt and sitemap.xml", len(r.Pages), n)
+	}
+	for _, p := range r.Pages[2:] {
+		if !p.Truncated || p.Size != int64(MaxCrawlKeptBytes/(n+2)) {
+			t.Errorf("%s: %d bytes kept (truncated %v), want its share of the round, %d", p.Path, p.Size, p.Truncated, MaxCrawlKeptBytes/(n+2))
+			break
+		}
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("crawling %d pages of %d MiB allocated %d MiB", n, MaxCrawlBody>>20, alloc>>20)
+	// What the round keeps (MaxCrawlKeptBytes, grown by doubling) and the HTML tokenizer's buffer, which
+	// grows while it reads a page's long text (about 4x what it reads, garbage once the page is read):
+	// proportional to the round's budget, where holding every page would be n x MaxCrawlBody and more.
+	if limit := uint64(8 * MaxCrawlKeptBytes); alloc > limit {
+		t.Errorf("crawling %d pages of %d MiB allocated %d MiB, want under %d MiB", n, MaxCrawlBody>>20, alloc>>20, limit>>20)
 	}
 }
