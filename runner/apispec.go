@@ -39,9 +39,17 @@ type APISpec struct {
 }
 
 // The bounds of an API spec: what is read of one, and how many operations are probed.
+//
+// A request is made of the document's values (its examples, shared by $refs, and values made of its
+// schemas), and a few lines of schema describe huge ones: one value (a parameter's or a body's) over
+// MaxAPISpecValue, or requests over MaxAPISpecRequests all together, refuse the document (its probe
+// fails, or the file is refused), naming the operation; nothing is cut, a cut body would be a probe of
+// something else.
 const (
 	MaxAPISpecBytes      = 16 << 20
 	MaxAPISpecOperations = 10_000
+	MaxAPISpecValue      = 1 << 20
+	MaxAPISpecRequests   = 64 << 20
 )
 
 // ParseAPISpec reads --http-probe-apispec's PATH[:PREFIX] (split at the first colon, as mint).
@@ -73,7 +81,7 @@ func checkPrefix(prefix string) error {
 
 // ReadAPISpecFile reads --http-probe-apispec-file's FILE[:PREFIX] (split at the first colon, as mint) and
 // returns the commands that probe its operations (see APISpecCommands). Its $refs may name other files
-// beside it, as mint's: the file is the user's.
+// beside it (under its directory), as mint's: the file is the user's; no URL, and no file elsewhere.
 func ReadAPISpecFile(arg string) ([]HTTPCommand, error) {
 	file, prefix, _ := strings.Cut(arg, ":")
 	if err := checkPrefix(prefix); err != nil {
@@ -120,6 +128,11 @@ func parseAPISpec(data []byte, location *url.URL) (*openapi3.T, error) {
 	}
 	loader := openapi3.NewLoader()
 	loader.IsExternalRefsAllowed = location != nil
+	if location != nil {
+		// kin-openapi's own reader follows http(s) $refs and any absolute path: only files under the
+		// document's directory are read.
+		loader.ReadFromURIFunc = besideReader(filepath.Dir(location.Path))
+	}
 	var doc *openapi3.T
 	// An unquoted version in YAML is a number: 3.0 reads as 3.
 	switch v2, v3 := fmt.Sprint(head.Swagger), fmt.Sprint(head.OpenAPI); {
@@ -149,6 +162,33 @@ func parseAPISpec(data []byte, location *url.URL) (*openapi3.T, error) {
 		return nil, errors.New("no paths")
 	}
 	return doc, nil
+}
+
+// besideReader reads a $ref's file if it is under dir (by os.Root: not by .. nor a symbolic link out), at
+// most MaxAPISpecBytes of it; a URL (http, file://host) or any other path is refused.
+func besideReader(dir string) openapi3.ReadFromURIFunc {
+	return func(_ *openapi3.Loader, u *url.URL) ([]byte, error) {
+		if u.Scheme != "" && u.Scheme != "file" || u.Host != "" {
+			return nil, fmt.Errorf("$ref %s: not a file beside the document", u.Redacted())
+		}
+		rel, err := filepath.Rel(dir, filepath.Clean(u.Path))
+		if err != nil || !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("$ref %s: not a file under %s", u.Path, dir)
+		}
+		f, err := os.OpenInRoot(dir, rel)
+		if err != nil {
+			return nil, fmt.Errorf("$ref %s: %w", u.Path, err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, MaxAPISpecBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("$ref %s: %w", u.Path, err)
+		}
+		if len(data) > MaxAPISpecBytes {
+			return nil, fmt.Errorf("$ref %s: over %d MiB", u.Path, MaxAPISpecBytes>>20)
+		}
+		return data, nil
+	}
 }
 
 // APISpecCommands returns a probe for each of doc's operations, in an order that keeps state-changing ones
@@ -211,6 +251,7 @@ func APISpecCommands(doc *openapi3.T, prefix string) ([]HTTPCommand, error) {
 		return a.method < b.method
 	})
 	var cmds []HTTPCommand
+	total := 0
 	for _, o := range ops {
 		c, err := operationCommand(base, o.path, o.method, o.item, o.op)
 		if err == nil {
@@ -218,6 +259,13 @@ func APISpecCommands(doc *openapi3.T, prefix string) ([]HTTPCommand, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", o.method, o.path, err)
+		}
+		total += len(c.Resource) + len(c.Body)
+		for _, h := range c.Headers {
+			total += len(h)
+		}
+		if total > MaxAPISpecRequests {
+			return nil, fmt.Errorf("%s %s: the requests of the operations up to it are over %d MiB", o.method, o.path, MaxAPISpecRequests>>20)
 		}
 		cmds = append(cmds, c)
 	}
@@ -275,7 +323,10 @@ func operationCommand(base, path, method string, item *openapi3.PathItem, op *op
 	values := map[string]string{}
 	var query, cookies []string
 	for _, p := range params {
-		v, given := paramValue(p)
+		v, given, err := paramValue(p)
+		if err != nil {
+			return HTTPCommand{}, fmt.Errorf("parameter %s: %w", p.Name, err)
+		}
 		if p.In != openapi3.ParameterInPath && !p.Required && !given {
 			continue
 		}
@@ -326,33 +377,81 @@ func operationCommand(base, path, method string, item *openapi3.PathItem, op *op
 	return c, nil
 }
 
-// paramValue is a parameter's value, and whether the spec gave one (an example or a default).
-func paramValue(p *openapi3.Parameter) (any, bool) {
+// paramValue is a parameter's value, and whether the spec gave one (an example or a default); an error
+// when it is over MaxAPISpecValue.
+func paramValue(p *openapi3.Parameter) (any, bool, error) {
 	if p.Example != nil {
-		return p.Example, true
+		return p.Example, true, checkValue(p.Example)
 	}
 	if v, ok := firstExample(p.Examples); ok {
-		return v, true
+		return v, true, checkValue(v)
 	}
 	if p.Schema == nil {
 		if mt := firstMedia(p.Content); mt != nil {
 			// A parameter with content is that media type's document (JSON, as slimoci writes it) in one
 			// value.
 			v, given := mediaExample(mt)
-			if !given {
-				v = (&valueGen{}).value(mt.Schema, 0)
+			var err error
+			if given {
+				err = checkValue(v)
+			} else {
+				v, err = (&valueGen{}).generate(mt.Schema)
 				_, given = specified(orEmpty(mt.Schema))
+			}
+			if err != nil {
+				return nil, false, err
 			}
 			if _, ok := v.(string); !ok {
 				b, _ := json.Marshal(v)
 				v = string(b)
 			}
-			return v, given
+			return v, given, nil
 		}
-		return "string", false
+		return "string", false, nil
 	}
 	_, given := specified(orEmpty(p.Schema))
-	return (&valueGen{}).value(p.Schema, 0), given
+	v, err := (&valueGen{}).generate(p.Schema)
+	return v, given, err
+}
+
+// checkValue refuses a value over MaxAPISpecValue (see valueSize).
+func checkValue(v any) error {
+	if valueSize(v, MaxAPISpecValue) > MaxAPISpecValue {
+		return fmt.Errorf("a value of over %d MiB", MaxAPISpecValue>>20)
+	}
+	return nil
+}
+
+// valueSize is about the size of v written as JSON, counted up to a little past limit (a value is walked no
+// further once it is known to be too big: an example may be large, and shared by many operations).
+func valueSize(v any, limit int) int {
+	n := 0
+	var walk func(any)
+	walk = func(v any) {
+		if n > limit {
+			return
+		}
+		switch x := v.(type) {
+		case string:
+			n += len(x) + 2
+		case []any:
+			n += 2
+			for _, item := range x {
+				n++
+				walk(item)
+			}
+		case map[string]any:
+			n += 2
+			for k, item := range x {
+				n += len(k) + 4
+				walk(item)
+			}
+		default:
+			n += 8
+		}
+	}
+	walk(v)
+	return n
 }
 
 func orEmpty(ref *openapi3.SchemaRef) *openapi3.Schema {
@@ -418,12 +517,18 @@ func requestBody(content openapi3.Content) (ctype, body string, err error) {
 			continue
 		}
 		v, given := mediaExample(mt)
-		if !given {
+		var err error
+		if given {
+			err = checkValue(v)
+		} else {
 			if rank(n) == 5 {
 				// A type slimoci cannot make a value of without an example (XML, an image, ...).
 				continue
 			}
-			v = (&valueGen{writing: true}).value(mt.Schema, 0)
+			v, err = (&valueGen{writing: true}).generate(mt.Schema)
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("%s: %w", n, err)
 		}
 		switch rank(n) {
 		case 0, 1:
@@ -674,10 +779,22 @@ func specified(s *openapi3.Schema) (any, bool) {
 }
 
 // valueGen makes a value of a schema (see value); writing leaves out readOnly properties (a request's
-// body). nodes bounds the size of what it makes: a document may describe huge or endless values.
+// body). nodes and size bound what it makes: a document may describe huge or endless values.
 type valueGen struct {
 	writing bool
 	nodes   int
+	// size is about the size of what was made, as valueSize counts it.
+	size int
+}
+
+// generate is a value of ref, or an error when it would be over MaxAPISpecValue: the value is not made
+// past that bound.
+func (g *valueGen) generate(ref *openapi3.SchemaRef) (any, error) {
+	v := g.value(ref, 0)
+	if g.size > MaxAPISpecValue {
+		return nil, fmt.Errorf("a value made of its schema is over %d MiB", MaxAPISpecValue>>20)
+	}
+	return v, nil
 }
 
 // The bounds of a generated value: how deep it nests, how many values it holds, how many items an array
@@ -702,7 +819,12 @@ func (g *valueGen) value(ref *openapi3.SchemaRef, depth int) any {
 	}
 	s := ref.Value
 	g.nodes++
+	g.size += 8
+	if g.size > MaxAPISpecValue {
+		return nil
+	}
 	if v, ok := specified(s); ok {
+		g.size += valueSize(v, MaxAPISpecValue)
 		return v
 	}
 	if depth > maxValueDepth || g.nodes > maxValueNodes {
@@ -775,7 +897,9 @@ func (g *valueGen) value(ref *openapi3.SchemaRef, depth int) any {
 	case openapi3.TypeBoolean:
 		return true
 	}
-	return stringOf(s)
+	v := stringOf(s)
+	g.size += len(v)
+	return v
 }
 
 // object is an object of s's properties (see value).
@@ -790,6 +914,7 @@ func (g *valueGen) object(s *openapi3.Schema, depth int) map[string]any {
 		if _, given := specified(p.Value); !given && p.Value.Pattern != "" && !containsString(s.Required, k) {
 			continue
 		}
+		g.size += len(k)
 		obj[k] = g.value(p, depth+1)
 	}
 	return obj

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -391,5 +392,102 @@ func TestAPISpecProbes(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Contains(seen, `POST /v2/pets {"age":3,"name":"rex"}`) {
 		t.Errorf("the app saw %q", seen)
+	}
+}
+
+// A hostile document describes huge requests in a few lines: an example shared by $ref by many operations,
+// a schema whose minItems, minLength and recursion multiply. It is refused, naming the operation, and
+// reading it allocates a bound, not what it describes.
+func TestAPISpecHostileValues(t *testing.T) {
+	var paths strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&paths, "  /o%03d: {post: {requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/Big'}}}}, responses: {\"200\": {description: ok}}}}\n", i)
+	}
+	shared := `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+` + paths.String() + `components: {schemas: {Big: {type: string, example: "` + strings.Repeat("x", 900<<10) + `"}}}
+`
+	for _, tc := range []struct {
+		name, doc, want string
+		alloc           uint64
+	}{
+		{"a shared example of 900 KiB, 400 operations", shared, "POST /o072: the requests of the operations up to it are over 64 MiB", 4 * MaxAPISpecRequests},
+		{"an example of 2 MiB", `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /a: {get: {parameters: [{name: q, in: query, example: "` + strings.Repeat("x", 2<<20) + `"}], responses: {"200": {description: ok}}}}
+`, "GET /a: parameter q: a value of over 1 MiB", 8 << 20},
+		{"a schema of minItems, minLength and recursion", `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /tree: {put: {requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/Node'}}}}, responses: {"200": {description: ok}}}}
+components:
+  schemas:
+    Node:
+      type: object
+      properties:
+        s: {type: string, minLength: 4096}
+        kids: {type: array, minItems: 10, items: {$ref: '#/components/schemas/Node'}}
+`, "PUT /tree: request body: application/json: a value made of its schema is over 1 MiB", 8 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := parseAPISpec([]byte(tc.doc), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err = APISpecCommands(doc, "")
+			runtime.ReadMemStats(&after)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("allocated %d MiB", alloc>>20)
+			if alloc > tc.alloc {
+				t.Errorf("allocated %d MiB making the requests, want under %d MiB", alloc>>20, tc.alloc>>20)
+			}
+		})
+	}
+}
+
+// A file's $refs are read under its directory only: not over http, not by .., not by an absolute path
+// elsewhere.
+func TestReadAPISpecFileRefs(t *testing.T) {
+	asked := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = true
+		fmt.Fprint(w, "Thing: {type: object}\n")
+	}))
+	defer srv.Close()
+	top := t.TempDir()
+	dir := filepath.Join(top, "spec")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(top, "outside.yaml"), []byte("Thing: {type: object}\n"), 0o644)
+	for name, ref := range map[string]string{
+		"http":     srv.URL + "/schemas.yaml#/Thing",
+		"dotdot":   "../outside.yaml#/Thing",
+		"absolute": filepath.Join(top, "outside.yaml") + "#/Thing",
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, name+".yaml")
+			os.WriteFile(file, []byte(`openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things:
+    post:
+      requestBody: {content: {application/json: {schema: {$ref: '`+ref+`'}}}}
+      responses: {"200": {description: ok}}
+`), 0o644)
+			_, err := ReadAPISpecFile(file)
+			if err == nil || !strings.Contains(err.Error(), "$ref") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("a $ref to %s: %v, want a one-line error naming the $ref", ref, err)
+			}
+		})
+	}
+	if asked {
+		t.Error("the http $ref was fetched")
 	}
 }
