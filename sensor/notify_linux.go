@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -220,39 +219,18 @@ func TraceNotify(argv []string, o TraceOptions) (*Record, error) {
 	defer runtime.UnlockOSThread()
 	var all unix.CPUSet
 	unix.SchedGetaffinity(0, &all)
-	mode := "paths"
-	if o.AllSyscalls {
-		mode = "all"
-	}
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("making the listener's socket: %w", err)
 	}
 	mine, theirs := os.NewFile(uintptr(sp[0]), "listener"), os.NewFile(uintptr(sp[1]), "listener")
 	defer mine.Close()
-	cmd := exec.Command(o.Helper, append([]string{NotifyHelperArg, mode, cpuList(&all), "--"}, argv...)...)
-	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = o.Env, o.Dir, o.Stdout, o.Stderr
-	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Credential: o.Cred, Setpgid: true}
-	err = cmd.Start()
-	theirs.Close()
+	n := newNotifier(o.AllSyscalls)
+	t, err := startTraced(NotifyHelperArg, argv, o, &all, 0, []*os.File{theirs})
 	if err != nil {
-		return nil, fmt.Errorf("starting %v: %w", argv, err)
-	}
-	pid := cmd.Process.Pid
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
 		return nil, err
 	}
-	opts := unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
-	if err := unix.PtraceSetOptions(pid, opts); err != nil {
-		return nil, fmt.Errorf("setting trace options: %w", err)
-	}
-	t := &tracer{rec: &Record{Files: map[string][]string{}}, parent: map[int]int{}, live: map[int]bool{pid: true}, root: pid, all: o.AllSyscalls}
-	n := newNotifier(o.AllSyscalls)
-	if o.AllSyscalls {
-		t.rec.Syscalls = map[string]int{}
-	}
+	pid := t.root
 	// The listener is served on a thread of its own, pinned to one CPU as the ptrace backend's tracer is;
 	// the SYNC_WAKE_UP hand-over brings the app's thread there for the syscall and lets it go after.
 	var first unix.CPUSet
@@ -280,9 +258,6 @@ func TraceNotify(argv []string, o TraceOptions) (*Record, error) {
 		unix.Close(fd)
 		close(n.done)
 	}()
-	if err := unix.PtraceCont(pid, 0); err != nil {
-		return nil, err
-	}
 	if o.Started != nil {
 		o.Started(pid)
 	}

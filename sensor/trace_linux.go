@@ -151,15 +151,36 @@ func Trace(argv []string, o TraceOptions) (*Record, error) {
 			}
 		}
 	}
+	t, err := startTraced(ExecHelperArg, argv, o, &all, unix.PTRACE_O_TRACESECCOMP, nil)
+	if err != nil {
+		return nil, err
+	}
+	if o.Started != nil {
+		o.Started(t.root)
+	}
+	rec, err := t.loop()
+	complete(rec)
+	return rec, err
+}
+
+// startTraced starts the helper helperArg on argv under ptrace (fork, clone and exec events, plus opts),
+// in a process group of its own, with the CPUs in cpus given back to the app and files as its descriptors
+// from 3, and returns the tracer of its processes with the helper running.
+func startTraced(helperArg string, argv []string, o TraceOptions, cpus *unix.CPUSet, opts int, files []*os.File) (*tracer, error) {
 	mode := "paths"
 	if o.AllSyscalls {
 		mode = "all"
 	}
-	cmd := exec.Command(o.Helper, append([]string{ExecHelperArg, mode, cpuList(&all), "--"}, argv...)...)
+	cmd := exec.Command(o.Helper, append([]string{helperArg, mode, cpuList(cpus), "--"}, argv...)...)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = o.Env, o.Dir, o.Stdout, o.Stderr
+	cmd.ExtraFiles = files
 	// Its own process group: the sensor can kill the app's processes at once when it will not stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true, Credential: o.Cred, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("starting %v: %w", argv, err)
 	}
 	pid := cmd.Process.Pid
@@ -167,8 +188,7 @@ func Trace(argv []string, o TraceOptions) (*Record, error) {
 	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
 		return nil, err
 	}
-	opts := unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
-		unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
+	opts |= unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK | unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
 	if err := unix.PtraceSetOptions(pid, opts); err != nil {
 		return nil, fmt.Errorf("setting trace options: %w", err)
 	}
@@ -179,12 +199,7 @@ func Trace(argv []string, o TraceOptions) (*Record, error) {
 	if err := unix.PtraceCont(pid, 0); err != nil {
 		return nil, err
 	}
-	if o.Started != nil {
-		o.Started(pid)
-	}
-	rec, err := t.loop()
-	complete(rec)
-	return rec, err
+	return t, nil
 }
 
 type tracer struct {
