@@ -1,0 +1,77 @@
+package slimoci
+
+import (
+	"context"
+	"time"
+)
+
+// Stage names a step of a job, in the order a build runs them.
+type Stage string
+
+const (
+	// StageUnpack reads the image's layers into a directory; pulling is lazy, so it includes the pull.
+	StageUnpack Stage = "unpack"
+	// StageObserve runs the app in the sandbox under the probes.
+	StageObserve Stage = "observe"
+	// StageClosure computes what to keep.
+	StageClosure Stage = "closure"
+	// StageEmit writes the slim image's layer.
+	StageEmit Stage = "emit"
+	// StageVerify unpacks the slim image and runs it under the same probes.
+	StageVerify Stage = "verify"
+	// StagePush writes the slim image to each destination.
+	StagePush Stage = "push"
+)
+
+// EventKind says what an Event reports.
+type EventKind string
+
+const (
+	// Started is a stage beginning (a verify round, a destination).
+	Started EventKind = "start"
+	// Progressed is a stage's counts moving on, or what it now waits for (Message).
+	Progressed EventKind = "progress"
+	// Finished is a stage done; Elapsed says how long it took.
+	Finished EventKind = "done"
+)
+
+// Event is one report of a job's progress. Progress is data: the library sends events, the caller draws.
+type Event struct {
+	Stage Stage     `json:"stage"`
+	Kind  EventKind `json:"kind"`
+	// Complete of Total, in Unit ("bytes" or "files"); Total is 0 when not known.
+	Complete int64  `json:"complete,omitempty"`
+	Total    int64  `json:"total,omitempty"`
+	Unit     string `json:"unit,omitempty"`
+	// Message is what the stage is doing or waiting for: "waiting for the app on :8080", a probe's answer, a
+	// destination. It may quote the image or the app: escape it before it reaches a terminal.
+	Message string `json:"message,omitempty"`
+	// Round is the verify round (1, 2, ...) of an observe or verify event; 0 for the fat image's run.
+	Round int `json:"round,omitempty"`
+	// Elapsed is the stage's time, on Finished.
+	Elapsed time.Duration `json:"elapsed,omitempty"`
+}
+
+// progress sends a job's events to a channel, in order; it drops nothing and blocks while the receiver
+// is slow (as ggcr's remote.WithProgress), and stops sending once ctx is done.
+type progress struct {
+	ctx context.Context
+	ch  chan<- Event
+}
+
+func (p *progress) send(e Event) {
+	if p == nil || p.ch == nil {
+		return
+	}
+	select {
+	case p.ch <- e:
+	case <-p.ctx.Done():
+	}
+}
+
+// close ends the events: the job closes the caller's channel when it returns, so a receiver can range it.
+func (p *progress) close() {
+	if p != nil && p.ch != nil {
+		close(p.ch)
+	}
+}
