@@ -37,6 +37,8 @@ type Globals struct {
 	Insecure bool   `help:"Allow plain HTTP and unverified TLS to registries."`
 	Platform string `help:"Platform to pick from a multi-platform image, os/arch[/variant] (default: this host's)." placeholder:"OS/ARCH"`
 	Jobs     int    `help:"Concurrent blob transfers and layer reads." default:"4"`
+	JSON     bool   `name:"json" help:"Print the result as one JSON document on stdout (logs and progress stay on stderr)."`
+	Quiet    bool   `short:"q" help:"Print no progress and no summary: only errors (and the JSON document with --json)."`
 
 	stdout io.Writer
 	stderr io.Writer
