@@ -1,9 +1,12 @@
 package runner
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/moby/sys/user"
 )
 
 // User is who the app runs as.
@@ -14,79 +17,55 @@ type User struct {
 }
 
 // ResolveUser resolves an image's USER ("", "name", "uid", "name:group", "uid:gid"...) through the image's
-// own /etc/passwd and /etc/group (their contents; either may be empty), as runtimes do: a numeric id needs
-// no entry, a name does; supplementary groups are the groups that list the user.
+// own /etc/passwd and /etc/group (their contents, read bounded by the caller: rootfs.MaxReadFile; either may
+// be empty), with moby/sys/user's GetExecUser, the parser docker and runc use: a numeric id needs no entry, a
+// name does; ids are 0 to 2^31-1. The supplementary groups are the groups that list the user, but its
+// primary one, whether or not USER names a group (docker adds them only when it names none). HOME is "/"
+// when the user has no entry or the entry has none.
 func ResolveUser(spec string, passwd, group []byte) (User, error) {
-	u := User{Home: "/"}
-	name, grp, hasGroup := strings.Cut(spec, ":")
-	if name == "" {
-		name = "0"
+	if strings.Count(spec, ":") > 1 {
+		// GetExecUser would ignore what follows the second colon.
+		return User{}, fmt.Errorf("user %q: more than one ':' (USER is user[:group])", spec)
 	}
-	userName := ""
-	if id, err := strconv.Atoi(name); err == nil {
-		u.UID = id
-		for _, f := range entries(passwd, 7) {
-			if f[2] == name {
-				userName, u.GID, u.Home = f[0], atoi(f[3]), f[5]
-				break
-			}
-		}
-	} else {
-		found := false
-		for _, f := range entries(passwd, 7) {
-			if f[0] == name {
-				userName, u.UID, u.GID, u.Home, found = f[0], atoi(f[2]), atoi(f[3]), f[5], true
-				break
-			}
-		}
-		if !found {
-			return User{}, fmt.Errorf("user %q is not in the image's /etc/passwd", name)
-		}
+	name, _, hasGroup := strings.Cut(spec, ":")
+	eu, err := execUser(spec, passwd, group)
+	if err != nil {
+		return User{}, err
 	}
+	sgids := eu.Sgids
 	if hasGroup {
-		if id, err := strconv.Atoi(grp); err == nil {
-			u.GID = id
-		} else {
-			found := false
-			for _, f := range entries(group, 4) {
-				if f[0] == grp {
-					u.GID, found = atoi(f[2]), true
-					break
-				}
-			}
-			if !found {
-				return User{}, fmt.Errorf("group %q is not in the image's /etc/group", grp)
-			}
+		// GetExecUser lists the groups naming the user only for a USER without a group.
+		implicit, err := execUser(name, passwd, group)
+		if err != nil {
+			return User{}, err
 		}
+		sgids = implicit.Sgids
 	}
-	if userName != "" {
-		for _, f := range entries(group, 4) {
-			for _, m := range strings.Split(f[3], ",") {
-				if m == userName && atoi(f[2]) != u.GID {
-					u.Groups = append(u.Groups, atoi(f[2]))
-				}
-			}
+	u := User{UID: eu.Uid, GID: eu.Gid, Home: eu.Home}
+	if u.Home == "" {
+		u.Home = "/"
+	}
+	for _, g := range sgids {
+		if g != u.GID {
+			u.Groups = append(u.Groups, g)
 		}
 	}
 	return u, nil
 }
 
-func entries(b []byte, fields int) [][]string {
-	var out [][]string
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ":")
-		if len(f) < fields {
-			continue
-		}
-		out = append(out, f)
+// execUser runs GetExecUser over the files' contents and names in its errors what the image lacks.
+func execUser(spec string, passwd, group []byte) (*user.ExecUser, error) {
+	eu, err := user.GetExecUser(spec, &user.ExecUser{Home: "/"}, bytes.NewReader(passwd), bytes.NewReader(group))
+	name, grp, _ := strings.Cut(spec, ":")
+	switch {
+	case errors.Is(err, user.ErrNoPasswdEntries):
+		return nil, fmt.Errorf("user %q is not in the image's /etc/passwd", name)
+	case errors.Is(err, user.ErrNoGroupEntries):
+		return nil, fmt.Errorf("group %q is not in the image's /etc/group", grp)
+	case errors.Is(err, user.ErrRange):
+		return nil, fmt.Errorf("user %q: %w", spec, err)
+	case err != nil:
+		return nil, fmt.Errorf("resolving user %q in the image's /etc/passwd and /etc/group: %w", spec, err)
 	}
-	return out
-}
-
-func atoi(s string) int {
-	n, _ := strconv.Atoi(s)
-	return n
+	return eu, nil
 }
