@@ -2,7 +2,11 @@ package emit
 
 import (
 	"encoding/json"
-	"sort"
+	"maps"
+	"slices"
+
+	seccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // seccompBaseline is what a process needs whatever it does, and what a runtime calls between loading the
@@ -19,18 +23,6 @@ var seccompBaseline = []string{
 	"mlock", "munlock", "sched_getaffinity", "uname", "getuid", "getgid", "geteuid", "getegid", "prlimit64",
 }
 
-type seccompProfile struct {
-	DefaultAction string        `json:"defaultAction"`
-	Architectures []string      `json:"architectures"`
-	Syscalls      []seccompRule `json:"syscalls"`
-}
-
-type seccompRule struct {
-	Names    []string `json:"names"`
-	Action   string   `json:"action"`
-	ErrnoRet *uint    `json:"errnoRet,omitempty"`
-}
-
 // enosys are the syscalls the sandbox answers with ENOSYS, as a kernel without them would, so that programs
 // fall back to others: clone3 (docker's default profile does it, and glibc then uses clone) and io_uring
 // (the sensor cannot see its I/O). The app was observed falling back, so the slim image's profile answers
@@ -38,18 +30,16 @@ type seccompRule struct {
 var enosys = []string{"clone3", "io_uring_setup", "io_uring_enter", "io_uring_register"}
 
 // SeccompProfile is a profile in the JSON format docker and podman take (--security-opt seccomp=FILE) that
-// allows the observed syscalls and the baseline, and fails every other with EPERM.
+// allows the observed syscalls and the baseline, and fails every other with EPERM. That format is docker's
+// profile (moby/profiles/seccomp's Seccomp: the runtime-spec's LinuxSeccomp with docker's archMap and
+// conditional rules), not the runtime-spec's LinuxSeccomp itself: podman reads it with containers/common's
+// copy of the same types.
 func SeccompProfile(observed []string) ([]byte, error) {
 	set := map[string]bool{}
-	for _, n := range append(append([]string(nil), seccompBaseline...), observed...) {
+	for _, n := range slices.Concat(seccompBaseline, observed) {
 		set[n] = true
 	}
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	rules := []seccompRule{{Names: names, Action: "SCMP_ACT_ALLOW"}}
+	rules := []*seccomp.Syscall{{LinuxSyscall: specs.LinuxSyscall{Names: slices.Sorted(maps.Keys(set)), Action: specs.ActAllow}}}
 	var missing []string
 	for _, n := range enosys {
 		if !set[n] {
@@ -57,12 +47,14 @@ func SeccompProfile(observed []string) ([]byte, error) {
 		}
 	}
 	if len(missing) > 0 {
-		e := uint(38) // ENOSYS
-		rules = append(rules, seccompRule{Names: missing, Action: "SCMP_ACT_ERRNO", ErrnoRet: &e})
+		e := uint(38) // Linux's ENOSYS (the profile is for a Linux kernel, wherever it is written)
+		rules = append(rules, &seccomp.Syscall{LinuxSyscall: specs.LinuxSyscall{Names: missing, Action: specs.ActErrno, ErrnoRet: &e}})
 	}
-	return json.MarshalIndent(seccompProfile{
-		DefaultAction: "SCMP_ACT_ERRNO",
-		Architectures: []string{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"},
-		Syscalls:      rules,
+	return json.MarshalIndent(seccomp.Seccomp{
+		LinuxSeccomp: specs.LinuxSeccomp{
+			DefaultAction: specs.ActErrno,
+			Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+		},
+		Syscalls: rules,
 	}, "", "  ")
 }

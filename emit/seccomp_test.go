@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+
+	seccomp "github.com/moby/profiles/seccomp"
 )
 
 // The slim image's profile answers what the sandbox answered with ENOSYS the same way (the app was seen
@@ -20,7 +22,7 @@ func TestSeccompProfileENOSYS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p seccompProfile
+		var p seccomp.Seccomp
 		if err := json.Unmarshal(b, &p); err != nil {
 			t.Fatal(err)
 		}
