@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slimoci/slimoci/runner"
 	"github.com/slimoci/slimoci/sensor"
 )
 
@@ -18,17 +17,14 @@ func TestAppArmorProfileParses(t *testing.T) {
 	if err != nil {
 		t.Skip("apparmor_parser is not installed (make deps installs it)")
 	}
-	obs := &runner.Observation{
-		Record: &sensor.Record{Files: map[string][]string{
+	rec := &sensor.Record{Files: map[string][]string{
 			"/usr/bin/python3": {"exec", "link"}, "/usr/lib/x86_64-linux-gnu/libc.so.6": {"open"},
 			`/app/we"ird [name]*?{x}^.txt`: {"open"}, "/app/with space": {"stat"}, "/proc/self/maps": {"open"},
 			"/nowhere": {"missing", "stat"}, `/app/back\slash`: {"open"},
 			// Made and removed: nothing is left, but the app needs to write it.
 			"/run/app.sock": {"bind", "missing", "unlink"}, "/app/copy": {"hardlink-to"},
-		}},
-		Written: []string{"/tmp/out.log", "/app"},
-	}
-	profile := AppArmorProfile("slimoci-test/x:1", obs)
+	}}
+	profile := AppArmorProfile("slimoci-test/x:1", rec, []string{"/tmp/out.log", "/app"})
 	for _, want := range []string{`"/usr/bin/python3{,/}" rmix,`, `"/tmp/out.log{,/}" rw,`, "profile slimoci-test-x-1 ",
 		`"/run/app.sock{,/}" rw,`, `"/app/copy{,/}" rwl,`} {
 		if !strings.Contains(profile, want) {

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"path"
 	"sort"
@@ -500,4 +501,42 @@ func lockFile(p string) bool {
 		}
 	}
 	return false
+}
+
+// Check says, on the unpacked image, that each program, directory and package o asks for is there: a typo
+// is an error before the app is observed, not a slim image without the program after it was. The errors
+// name the build flag that asks for it.
+func (o *KeepOptions) Check(tree *Tree) error {
+	for _, b := range o.Bins {
+		if !tree.IsFile(b) {
+			return fmt.Errorf("--include-bin %s: no such file in the image", b)
+		}
+	}
+	for _, name := range o.Exes {
+		if _, ok := tree.LookPath(name); !ok {
+			return fmt.Errorf("--include-exe %s: no such program on the image's PATH", name)
+		}
+	}
+	for _, d := range o.DirBins {
+		if !tree.IsDir(d) {
+			return fmt.Errorf("--include-dir-bins %s: no such directory in the image", d)
+		}
+		if len(tree.DirBins(d)) == 0 {
+			return fmt.Errorf("--include-dir-bins %s: no executable or library there", d)
+		}
+	}
+	for _, name := range o.NodePackages {
+		if len(tree.NodePackageDirs(name)) == 0 {
+			return fmt.Errorf("--include-node-package %s: no node_modules/%s/package.json in the image", name, name)
+		}
+	}
+	if o.Workdir {
+		switch wd := tree.Config.Config.WorkingDir; wd {
+		case "":
+			return fmt.Errorf("--include-workdir: the image has no WORKDIR")
+		case "/":
+			return fmt.Errorf("--include-workdir: the image's WORKDIR is /, which would keep the whole image")
+		}
+	}
+	return nil
 }

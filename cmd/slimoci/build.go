@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,15 +11,10 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/slimoci/slimoci/emit"
-	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
-	"github.com/slimoci/slimoci/reverse"
-	"github.com/slimoci/slimoci/rootfs"
-	"github.com/slimoci/slimoci/runner"
 )
 
 // BuildCmd is the main job: observe the app, keep what it needs, write a one-layer image, verify it, deliver.
@@ -37,230 +33,103 @@ type BuildCmd struct {
 	ImageFlags
 }
 
-// BuildReport is build's report.json: the fat run, the verify run, and what the build did.
-type BuildReport struct {
-	Image       string              `json:"image"`
-	Digest      string              `json:"digest,omitempty"`
-	Slim        string              `json:"slimDigest"`
-	Outputs     []string            `json:"outputs"`
-	Args        []string            `json:"args"`
-	User        runner.User         `json:"user"`
-	FatSize     int64               `json:"fatBytes"`
-	SlimSize    int64               `json:"slimBytes"`
-	Layer       *emit.LayerStats    `json:"layer"`
-	Rounds      int                 `json:"rounds"`
-	Added       []string            `json:"addedByVerify,omitempty"`
-	MissingLibs []string            `json:"missingLibraries,omitempty"`
-	Timings     map[string]float64  `json:"timingsSeconds"`
-	Fat         *runner.Observation `json:"fat"`
-	Verify      *runner.Observation `json:"verify,omitempty"`
-}
-
 func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
-	o, err := c.parse(g)
+	opts, err := c.options(g)
 	if err != nil {
 		return err
 	}
-	keep, err := c.KeepFlags.plan()
+	run, stop, err := c.runOptions(g)
 	if err != nil {
 		return err
 	}
-	if c.VerifyRounds < 1 {
-		return fmt.Errorf("--verify-rounds %d: want at least 1", c.VerifyRounds)
-	}
-	srcRef, err := oci.ParseReference(c.Image)
+	defer stop()
+	opts.Run = *run
+	res, err := slimoci.Build(ctx, c.Image, opts)
 	if err != nil {
-		return err
-	}
-	dests, err := c.destinations(srcRef)
-	if err != nil {
-		return err
-	}
-	kept, err := parseImageOverrides(c.ImageOverrides)
-	if err != nil {
-		return err
-	}
-	edits, newEdits, err := c.imageEdits(kept, c.overrides(), &c.RunFlags)
-	if err != nil {
-		return err
-	}
-	timings := map[string]float64{}
-	t0 := time.Now()
-	u, err := g.openAndUnpack(ctx, c.Image, c.StatePath, c.WorkDir)
-	if err != nil {
-		return err
-	}
-	defer u.close()
-	o.workRoot = u.private
-	src, work, tree, ref := u.src, u.work, u.tree, u.src.Ref
-	// Pulling is lazy: the layers stream into the unpack, which this counts.
-	timings["unpack"] = time.Since(t0).Seconds()
-	if err := keep.forImage(tree); err != nil {
-		return fmt.Errorf("%s: %w", ref, err)
-	}
-	if err := c.forImage(o, tree); err != nil {
-		return fmt.Errorf("%s: %w", ref, err)
-	}
-	// The slim image's config, to warn of removals that find nothing and to keep its WORKDIR besides the
-	// run's working directory (the closure's Workdir, whole with --include-workdir).
-	slimCfg := tree.Config.Config
-	for i := range edits {
-		for _, note := range edits[i].Apply(&slimCfg) {
-			g.logger.Warn(note)
+		if res != nil && res.Fat != nil && !g.JSON && !g.Quiet {
+			// What the app did is worth seeing when the build fails.
+			summary(g.humanOut(), res.Image, res.Fat)
 		}
-	}
-	extra := map[string]string{}
-	if slimCfg.WorkingDir != "" && slimCfg.WorkingDir != o.spec.Cwd {
-		extra[slimCfg.WorkingDir] = rootfs.ReasonWorkdir
-	}
-	verifyOverrides := c.overrides().forVerify(kept, newEdits)
-	epoch, err := sourceDateEpoch()
-	if err != nil {
 		return err
 	}
-	srcType, err := src.Image.MediaType()
-	if err != nil {
-		return fmt.Errorf("%s: %w", ref, err)
+	if g.JSON {
+		return g.printJSON(res)
 	}
-	docker := emit.DockerFormat(srcType, tree.Config, c.Compression)
-	if srcType == types.DockerManifestSchema2 && tree.Config.Config.Healthcheck != nil && !docker {
-		g.logger.Warn("the slim image is OCI (zstd layers): podman does not read the HEALTHCHECK of an OCI image")
-	}
-	runs := 0
-	res, err := emit.Build(ctx, emit.BuildOptions{
-		Tree: tree,
-		Observe: func(ctx context.Context, treeDir string) (*runner.Observation, error) {
-			runs++
-			return o.run(ctx, treeDir, filepath.Join(work, fmt.Sprintf("sandbox-%d", runs)), g)
-		},
-		ObserveSlim: func(ctx context.Context, slim *rootfs.Tree) (*runner.Observation, error) {
-			runs++
-			// As the slim image will be run (forVerify), under the fat run's probes, on the fat run's ports.
-			v := *o
-			if err := c.forConfig(&v, slim, verifyOverrides); err != nil {
-				return nil, err
-			}
-			v.plan.Ports, v.plan.HTTP = o.plan.Ports, o.plan.HTTP
-			return v.run(ctx, slim.Dir, filepath.Join(work, fmt.Sprintf("sandbox-%d", runs)), g)
-		},
-		Closure: keep.closure(rootfs.ClosureOptions{Workdir: o.spec.Cwd, Env: o.spec.Env, Extra: extra}),
-		Image: emit.ImageOptions{
-			Compression: c.Compression, Epoch: epoch, Source: ref.String(), SourceDigest: digestOf(src), Dir: work,
-			Docker: docker, Edits: edits,
-		},
-		Verify: c.Verify, Rounds: c.VerifyRounds, Logger: g.logger,
-	})
-	var dropped []emit.Dropped
-	if res != nil && res.Closure != nil {
-		dropped = emit.DroppedPaths(tree.Index, res.Closure.Keep)
-	}
-	if res != nil && res.Fat != nil {
-		// The fat run's artifacts are worth having even when the build fails.
-		if werr := c.writeArtifacts(src, o, tree, res, dropped); werr != nil && err == nil {
-			err = werr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("building %s: %w", ref, err)
-	}
-	for k, v := range res.Timings {
-		timings[k] = v.Seconds()
-	}
-	t0 = time.Now()
-	opts, err := g.ociOptions()
-	if err != nil {
-		return err
-	}
-	var outs []string
-	for _, d := range dests {
-		if err := oci.WriteNamed(ctx, res.Image, d.Reference, d.names, opts); err != nil {
-			return fmt.Errorf("writing the slim image to %s: %w", d.Reference, err)
-		}
-		outs = append(outs, d.String())
-	}
-	timings["push"] = time.Since(t0).Seconds()
-
-	fatSize := imageSize(tree.Index)
-	slimDigest, _ := res.Image.Digest()
-	report := BuildReport{
-		Image: ref.String(), Digest: digestOf(src), Slim: slimDigest.String(), Outputs: outs, Args: o.spec.Args, User: o.user,
-		FatSize: fatSize, SlimSize: res.Stats.Bytes, Layer: res.Stats, Rounds: res.Rounds, Added: res.Added,
-		MissingLibs: res.Closure.MissingLibs, Timings: timings, Fat: res.Fat, Verify: res.Slim,
-	}
-	if _, err := c.writeReport(c.StatePath, report); err != nil {
-		return err
-	}
-	summary(g.stdout, ref.String(), res.Fat)
-	if res.Slim != nil {
-		fmt.Fprintf(g.stdout, "verified: the slim image answered every probe as the fat one (%d round(s))\n", res.Rounds)
-	}
-	// Paths and library names are the image's: escaped for the terminal.
-	if len(res.Added) > 0 {
-		fmt.Fprintf(g.stdout, "verify added back: %s\n", termsafe.String(strings.Join(res.Added, ", ")))
-	}
-	for _, m := range res.Closure.MissingLibs {
-		fmt.Fprintf(g.stdout, "warning: library %s is not in the image\n", termsafe.String(m))
-	}
-	fmt.Fprintf(g.stdout, "kept %d of %d paths; largest dropped:", len(res.Closure.Keep), tree.Index.Len())
-	for _, d := range emit.TopDropped(dropped, 3, 5) {
-		fmt.Fprintf(g.stdout, " %s %s", termsafe.String(d.Path), mb(d.Size))
-	}
-	fmt.Fprintln(g.stdout)
-	fmt.Fprintf(g.stdout, "%s: %s -> %s (%.1fx smaller), %s compressed; %s\n", slimDigest, mb(fatSize), mb(res.Stats.Bytes),
-		float64(fatSize)/float64(max(res.Stats.Bytes, 1)), mb(res.Stats.Compressed), stageLine(timings))
-	for _, out := range outs {
-		fmt.Fprintf(g.stdout, "wrote %s\n", termsafe.String(out))
-	}
-	if c.RemoveFileArtifacts {
-		for _, f := range []string{"report.json", "Dockerfile.fat", "seccomp.json", "apparmor.profile", "kept.json", "dropped.json"} {
-			os.Remove(filepath.Join(c.StatePath, f))
-		}
-	} else {
-		fmt.Fprintf(g.stdout, "artifacts in %s\n", c.StatePath)
+	if !g.Quiet {
+		buildSummary(g.stdout, res)
 	}
 	return nil
 }
 
-// writeArtifacts writes Dockerfile.fat, the profiles, and the kept and dropped lists.
-func (c *BuildCmd) writeArtifacts(src *oci.Source, o *observation, tree *rootfs.Tree, res *emit.BuildResult, dropped []emit.Dropped) error {
-	write := func(name string, b []byte) error { return atomicfile.WriteBytes(filepath.Join(c.StatePath, name), b) }
-	if err := write("Dockerfile.fat", []byte(reverse.Dockerfile(tree.Config.History))); err != nil {
-		return err
+// options checks build's own flags and turns them into the library's options (all but Run).
+func (c *BuildCmd) options(g *Globals) (*slimoci.BuildOptions, error) {
+	keep, err := c.KeepFlags.plan()
+	if err != nil {
+		return nil, err
 	}
-	if err := writeSeccomp(filepath.Join(c.StatePath, "seccomp.json"), res.Fat); err != nil {
-		return err
+	if c.VerifyRounds < 1 {
+		return nil, fmt.Errorf("--verify-rounds %d: want at least 1", c.VerifyRounds)
 	}
-	if err := write("apparmor.profile", []byte(emit.AppArmorProfile("slimoci-"+filepath.Base(src.Ref.String()), res.Fat))); err != nil {
-		return err
+	srcRef, err := oci.ParseReference(c.Image)
+	if err != nil {
+		return nil, err
 	}
-	if res.Closure == nil {
-		_, err := c.writeReport(c.StatePath, BuildReport{Image: src.Ref.String(), Args: o.spec.Args, User: o.user, Fat: res.Fat})
-		return err
+	dests, err := c.destinations(srcRef)
+	if err != nil {
+		return nil, err
 	}
-	if err := writeJSON(filepath.Join(c.StatePath, "kept.json"), res.Closure.Keep); err != nil {
-		return err
+	edits, err := c.ImageFlags.edits()
+	if err != nil {
+		return nil, err
 	}
-	return writeJSON(filepath.Join(c.StatePath, "dropped.json"), dropped)
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return nil, err
+	}
+	job, err := c.job(g, c.StatePath, c.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	return &slimoci.BuildOptions{
+		JobOptions: *job, Keep: keep.closure(), ImageOverrides: c.ImageOverrides, Edits: *edits,
+		Compression: c.Compression, NoVerify: !c.Verify, VerifyRounds: c.VerifyRounds, Destinations: dests, Epoch: epoch,
+		RemoveArtifacts: c.RemoveFileArtifacts,
+	}, nil
 }
 
-// destination is where the slim image goes, and under which names (--tag without --push).
-type destination struct {
-	oci.Reference
-	names []string
-}
-
-func (d destination) String() string {
-	if len(d.names) == 0 {
-		return d.Reference.String()
+// buildSummary prints what the build did: the fat run, verify, what was kept and dropped, the sizes, where
+// the image went. Paths and library names are the image's: escaped for the terminal.
+func buildSummary(w io.Writer, res *slimoci.BuildResult) {
+	summary(w, res.Image, res.Fat)
+	if res.Verified {
+		fmt.Fprintf(w, "verified: the slim image answered every probe as the fat one (%d round(s))\n", res.VerifyRounds)
 	}
-	return d.Reference.String() + " as " + strings.Join(d.names, ", ")
+	if len(res.AddedByVerify) > 0 {
+		fmt.Fprintf(w, "verify added back: %s\n", termsafe.String(strings.Join(res.AddedByVerify, ", ")))
+	}
+	for _, m := range res.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", termsafe.String(m))
+	}
+	fmt.Fprintf(w, "kept %d of %d paths; largest dropped:", res.KeptPaths, res.Paths)
+	for _, d := range res.LargestDropped {
+		fmt.Fprintf(w, " %s %s", termsafe.String(d.Path), mb(d.Size))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%s: %s -> %s (%.1fx smaller), %s compressed; %s\n", res.Digest, mb(res.FatBytes), mb(res.SlimBytes),
+		float64(res.FatBytes)/float64(max(res.SlimBytes, 1)), mb(res.CompressedBytes), stageLine(res.Stages))
+	for _, out := range res.Destinations {
+		fmt.Fprintf(w, "wrote %s\n", termsafe.String(out))
+	}
+	if res.StateDir != "" {
+		fmt.Fprintf(w, "artifacts in %s\n", res.StateDir)
+	}
 }
 
 // destinations reads --push, --tag and --output. With --push each --tag is a registry reference pushed to
 // (one by default, slimTag); without, the tags name the outputs that name no image themselves (oci:DIR,
 // oci-archive:FILE, docker-archive:FILE, and the default layout STATE/image, otherwise tagged as the source).
-func (c *BuildCmd) destinations(src oci.Reference) ([]destination, error) {
-	var dests []destination
+func (c *BuildCmd) destinations(src oci.Reference) ([]slimoci.Destination, error) {
+	var dests []slimoci.Destination
 	var names []string
 	if c.Push {
 		tags := c.Tag
@@ -276,7 +145,7 @@ func (c *BuildCmd) destinations(src oci.Reference) ([]destination, error) {
 			if err != nil || ref.Transport != oci.Registry {
 				return nil, fmt.Errorf("--tag %q: want a registry reference to push to", tag)
 			}
-			dests = append(dests, destination{Reference: ref})
+			dests = append(dests, slimoci.Destination{Reference: ref})
 		}
 	} else {
 		for _, tag := range c.Tag {
@@ -286,13 +155,13 @@ func (c *BuildCmd) destinations(src oci.Reference) ([]destination, error) {
 		}
 		names = c.Tag
 	}
-	named := func(ref oci.Reference) destination {
+	named := func(ref oci.Reference) slimoci.Destination {
 		unnamed := (ref.Transport == oci.Layout || ref.Transport == oci.OCIArchive) && ref.Tag == "" && ref.Digest == "" ||
 			ref.Transport == oci.DockerArchive && ref.Name == ""
 		if unnamed {
-			return destination{Reference: ref, names: names}
+			return slimoci.Destination{Reference: ref, Names: names}
 		}
-		return destination{Reference: ref}
+		return slimoci.Destination{Reference: ref}
 	}
 	for _, out := range c.Output {
 		ref, err := parseDestination(out)
@@ -303,8 +172,8 @@ func (c *BuildCmd) destinations(src oci.Reference) ([]destination, error) {
 	}
 	if len(dests) == 0 {
 		def := named(oci.Reference{Transport: oci.Layout, Path: filepath.Join(c.StatePath, "image")})
-		if len(def.names) == 0 {
-			def.Tag = srcTag(src)
+		if len(def.Names) == 0 {
+			def.Tag = slimoci.SourceTag(src)
 		}
 		dests = append(dests, def)
 	}
@@ -327,27 +196,6 @@ func slimTag(src oci.Reference) (string, error) {
 	return r.Context().Name() + ".slim:" + tag, nil
 }
 
-func srcTag(src oci.Reference) string {
-	if src.Transport == oci.Registry {
-		if r, err := name.ParseReference(src.Name); err == nil {
-			if t, ok := r.(name.Tag); ok {
-				return t.TagStr()
-			}
-		}
-	}
-	if src.Tag != "" {
-		return src.Tag
-	}
-	return "latest"
-}
-
-func digestOf(src *oci.Source) string {
-	if src.Digest.Hex != "" {
-		return src.Digest.String()
-	}
-	return ""
-}
-
 // sourceDateEpoch reads SOURCE_DATE_EPOCH (reproducible builds' convention).
 func sourceDateEpoch() (*time.Time, error) {
 	v := os.Getenv("SOURCE_DATE_EPOCH")
@@ -362,33 +210,14 @@ func sourceDateEpoch() (*time.Time, error) {
 	return &t, nil
 }
 
-// imageSize is the sum of the image's file sizes (what docker images shows, near enough).
-func imageSize(ix *rootfs.Index) int64 {
-	var n int64
-	seen := map[string]bool{}
-	ix.Walk(func(e *rootfs.Entry) error {
-		if e.HardlinkGroup != "" {
-			if seen[e.HardlinkGroup] {
-				return nil
-			}
-			seen[e.HardlinkGroup] = true
-		}
-		n += e.Size
-		return nil
-	})
-	return n
-}
-
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
-func stageLine(t map[string]float64) string {
+func stageLine(stages []slimoci.StageTime) string {
 	var parts []string
 	total := 0.0
-	for _, s := range []string{"pull", "unpack", "observe", "closure", "emit", "verify", "push"} {
-		if v, ok := t[s]; ok {
-			parts = append(parts, fmt.Sprintf("%s %.1fs", s, v))
-			total += v
-		}
+	for _, s := range stages {
+		parts = append(parts, fmt.Sprintf("%s %.1fs", s.Stage, s.Seconds))
+		total += s.Seconds
 	}
 	return fmt.Sprintf("%.1fs (%s)", total, strings.Join(parts, ", "))
 }

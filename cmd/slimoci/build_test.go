@@ -15,10 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/internal/testbed"
 )
 
 // buildReport reads what build wrote to its state path.
+// BuildReport is the library's report.json.
+type BuildReport = slimoci.BuildReport
+
 func buildReport(t *testing.T, state string) BuildReport {
 	t.Helper()
 	var r BuildReport
@@ -94,7 +98,7 @@ func TestE2EBuildPush(t *testing.T) {
 	for _, s := range testbed.Samples {
 		t.Run(s, func(t *testing.T) {
 			state := filepath.Join(t.TempDir(), "state")
-			out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state, "--push", registry.Addr+"/samples/"+s+":oci")
+			out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state, "--push", registry.Addr+"/samples/"+s+":oci")
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}
@@ -149,7 +153,7 @@ func TestE2EBuildOffline(t *testing.T) {
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "slim.tar")
 	src := "oci:" + bed.Layout("python") + ":latest"
-	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "a"), "--output", "docker-archive:"+archive+":localhost/slimoci-e2e/python-slim:latest", src)
+	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "a"), "--output", "docker-archive:"+archive+":localhost/slimoci-e2e/python-slim:latest", src)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
@@ -161,7 +165,7 @@ func TestE2EBuildOffline(t *testing.T) {
 	if got := podmanGet(t, "localhost/slimoci-e2e/python-slim:latest"); got != r.Fat.Probes[0].BodySHA256 {
 		t.Errorf("body %s, want %s", got, r.Fat.Probes[0].BodySHA256)
 	}
-	out, errs, code = slimoci(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "b"), "--remove-file-artifacts",
+	out, errs, code = runCLI(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "b"), "--remove-file-artifacts",
 		"--output", "oci-archive:"+filepath.Join(dir, "slim.oci.tar"), src)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
@@ -200,7 +204,7 @@ func TestE2EBuildCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(data, "in.csv"), []byte("a,b\n1,2\n"), 0o644)
 	dir := t.TempDir()
 	archive := filepath.Join(dir, "slim.tar")
-	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "state"),
+	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "state"),
 		"--entrypoint=python3", "--cmd=/data/script.py", "--mount", data+":/data:ro", "--no-http-probe",
 		"--output", "docker-archive:"+archive+":localhost/slimoci-e2e/python-cli:latest", "oci:"+bed.Layout("python")+":latest")
 	if code != 0 || !strings.Contains(out, "exited by itself with 0") {
@@ -227,7 +231,7 @@ func TestE2EBuildCommand(t *testing.T) {
 	}
 	// The same command as an exec probe, into a sandbox that only sleeps: what the probe used is kept.
 	archive2 := filepath.Join(dir, "slim-exec.tar")
-	out, errs, code = slimoci(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "state-exec"),
+	out, errs, code = runCLI(t, "build", "--sensor", sensorBin, "--state-path", filepath.Join(dir, "state-exec"),
 		"--entrypoint=sleep", "--cmd=600", "--mount", data+":/data:ro", "--no-http-probe", `--exec=["python3", "/data/script.py"]`,
 		"--output", "docker-archive:"+archive2+":localhost/slimoci-e2e/python-exec:latest", "oci:"+bed.Layout("python")+":latest")
 	if code != 0 || !strings.Contains(out, "exec python3 /data/script.py: exit 0") || !strings.Contains(out, "verified") {

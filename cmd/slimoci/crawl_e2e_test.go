@@ -22,7 +22,7 @@ func buildProbes(t *testing.T, image string, args ...string) (state, archive, ou
 	dir := t.TempDir()
 	state, archive = filepath.Join(dir, "state"), filepath.Join(dir, "slim.tar")
 	args = append([]string{"build", "--sensor", sensorBin, "--state-path", state}, args...)
-	out, errs, code := slimoci(t, append(args, "--output", "docker-archive:"+archive+":"+image, "oci:"+bed.Layout("probes")+":latest")...)
+	out, errs, code := runCLI(t, append(args, "--output", "docker-archive:"+archive+":"+image, "oci:"+bed.Layout("probes")+":latest")...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
@@ -34,7 +34,7 @@ func profileProbes(t *testing.T, args ...string) *runner.Observation {
 	t.Helper()
 	state := filepath.Join(t.TempDir(), "profile")
 	args = append([]string{"profile", "--sensor", rootSandbox(t, "these runs use the root sandbox"), "--state-path", state}, args...)
-	out, errs, code := slimoci(t, append(args, "oci:"+bed.Layout("probes")+":latest")...)
+	out, errs, code := runCLI(t, append(args, "oci:"+bed.Layout("probes")+":latest")...)
 	if code != 0 {
 		t.Fatalf("profile: exit %d: %s %s", code, out, errs)
 	}

@@ -34,7 +34,8 @@ func crawlOf(t *testing.T, ports []string, args ...string) (*observation, error)
 		exposed[p] = struct{}{}
 	}
 	tree := &rootfs.Tree{Dir: t.TempDir(), Config: &v1.ConfigFile{Config: v1.Config{Cmd: []string{"/app"}, ExposedPorts: exposed}}}
-	return o, f.forConfig(o, tree, f.overrides())
+	_, err = runner.FromConfig(tree, f.configOptions(o), &o.spec, &o.plan)
+	return o, err
 }
 
 func TestCrawlFlags(t *testing.T) {
@@ -99,7 +100,7 @@ func TestAPISpecFileProbes(t *testing.T) {
 		for _, c := range o.plan.HTTP {
 			got = append(got, c.Method+" "+c.Resource)
 		}
-		if strings.Join(got, " ") != tc.want || o.specProbes != nil {
+		if strings.Join(got, " ") != tc.want {
 			t.Errorf("%s: probes %q, want %q", tc.name, got, tc.want)
 		}
 	}

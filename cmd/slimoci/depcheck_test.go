@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// The dependency direction is part of the design: image handling (oci, reverse, rootfs) never pulls in the
-// sandbox, and the sensor, which runs inside it, holds only the standard library and golang.org/x/sys. emit
-// may: its build pipeline runs the sandbox to observe and to verify.
+// The dependency direction is part of the design: image handling (oci, reverse, rootfs) and the slim image
+// (emit) never pull in the sandbox, and build without cgo; the sensor, which runs inside it, holds only the
+// standard library and golang.org/x/sys. The pipeline that joins them is the root package, slimoci.
 func TestDependencies(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -21,11 +21,19 @@ func TestDependencies(t *testing.T) {
 		}
 		return strings.Fields(string(out))
 	}
-	for _, pkg := range []string{"oci", "reverse", "rootfs"} {
+	for _, pkg := range []string{"oci", "reverse", "rootfs", "emit"} {
 		for _, d := range deps(pkg) {
 			if strings.Contains(d, "slimoci/runner") || strings.Contains(d, "opencontainers/runc") {
 				t.Errorf("%s imports %s", pkg, d)
 			}
+		}
+	}
+	// Without cgo: libcontainer's nsenter needs it, so this fails as soon as one of them reaches it.
+	for _, pkg := range []string{"oci", "reverse", "rootfs", "emit"} {
+		cmd := exec.Command(goBin, "build", "-o", "/dev/null", "github.com/slimoci/slimoci/"+pkg)
+		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s does not build without cgo: %v\n%s", pkg, err, out)
 		}
 	}
 	for _, d := range deps("sensor") {

@@ -78,8 +78,8 @@ func needBed(t *testing.T) {
 	}
 }
 
-// slimoci runs the command line in-process and returns stdout, stderr and the exit code.
-func slimoci(t *testing.T, args ...string) (string, string, int) {
+// runCLI runs the command line in-process and returns stdout, stderr and the exit code.
+func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := Main(args, &out, &errb)
@@ -88,7 +88,7 @@ func slimoci(t *testing.T, args ...string) (string, string, int) {
 
 func infoJSON(t *testing.T, args ...string) *reverse.Info {
 	t.Helper()
-	out, errs, code := slimoci(t, append([]string{"info", "--json"}, args...)...)
+	out, errs, code := runCLI(t, append([]string{"info", "--json"}, args...)...)
 	if code != 0 {
 		t.Fatalf("slimoci info %v: exit %d: %s", args, code, errs)
 	}
@@ -189,7 +189,7 @@ func TestE2ERoundTrip(t *testing.T) {
 				{layout, "docker-archive:" + archive + ":" + name},
 				{"docker-archive:" + archive + ":" + name, back},
 			} {
-				if _, errs, code := slimoci(t, "copy", hop[0], hop[1]); code != 0 {
+				if _, errs, code := runCLI(t, "copy", hop[0], hop[1]); code != 0 {
 					t.Fatalf("copy %s %s: exit %d: %s", hop[0], hop[1], code, errs)
 				}
 				got := infoJSON(t, "--no-measure", hop[1])
@@ -228,7 +228,7 @@ func TestE2EDockerfile(t *testing.T) {
 	for _, s := range testbed.Samples {
 		t.Run(s, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "Dockerfile.fat")
-			if _, errs, code := slimoci(t, "info", "--no-measure", "--dockerfile", file, registry.Addr+"/samples/"+s+":v2s2"); code != 0 {
+			if _, errs, code := runCLI(t, "info", "--no-measure", "--dockerfile", file, registry.Addr+"/samples/"+s+":v2s2"); code != 0 {
 				t.Fatalf("exit %d: %s", code, errs)
 			}
 			b, err := os.ReadFile(file)
@@ -282,9 +282,9 @@ func TestE2EBadInput(t *testing.T) {
 		{"corrupt layer, to layout", []string{"copy", corrupt, "oci:" + out}, []string{"digest mismatch"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stdout, stderr, code := slimoci(t, tc.args...)
-			if code != 1 {
-				t.Fatalf("exit %d, want 1; stdout %q stderr %q", code, stdout, stderr)
+			stdout, stderr, code := runCLI(t, tc.args...)
+			if code != exitImage {
+				t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, exitImage, stdout, stderr)
 			}
 			if strings.Count(strings.TrimRight(stderr, "\n"), "\n") != 0 || !strings.HasPrefix(stderr, "slimoci: ") {
 				t.Errorf("error is not one line: %q", stderr)
@@ -352,7 +352,7 @@ func TestE2EProfile(t *testing.T) {
 	}
 	state := filepath.Join(t.TempDir(), "state")
 	sensorBin := buildSensor(t)
-	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, "oci:"+bed.Layout("python")+":latest")
+	out, errs, code := runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state, "oci:"+bed.Layout("python")+":latest")
 	if code != 0 || !strings.Contains(out, "probe GET :8080/: http 200") {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
@@ -375,7 +375,7 @@ func TestE2EProfile(t *testing.T) {
 	}
 	// The interpreter as a command, the image's entrypoint and cmd overridden, no probe: it runs and exits.
 	state2 := filepath.Join(t.TempDir(), "state")
-	out, errs, code = slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state2, "--no-http-probe",
+	out, errs, code = runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state2, "--no-http-probe",
 		"--entrypoint=python3", "--cmd=-c", "--cmd=import json, os; print(json.dumps(os.environ['GREETING']))", "--env=GREETING=hi",
 		"--show-clogs", "oci:"+bed.Layout("python")+":latest")
 	if code != 0 || !strings.Contains(errs, `"hi"`) {

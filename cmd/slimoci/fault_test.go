@@ -106,7 +106,7 @@ func TestE2EProfileKilled(t *testing.T) {
 	if len(testbed.Leftovers("", "")) == 0 {
 		t.Fatal("a killed slimoci left nothing: the test does not test the clean-up")
 	}
-	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, image)
+	out, errs, code := runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state, image)
 	if code != 0 || !strings.Contains(errs, "removed the work directory of a slimoci that was killed") {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
@@ -123,7 +123,7 @@ func profileCase(t *testing.T, sensorBin, image string, args []string, code int,
 	t.Helper()
 	state := filepath.Join(t.TempDir(), "state")
 	start := time.Now()
-	out, errs, got := slimoci(t, append(append([]string{"profile", "--sensor", sensorBin, "--state-path", state}, args...), image)...)
+	out, errs, got := runCLI(t, append(append([]string{"profile", "--sensor", sensorBin, "--state-path", state}, args...), image)...)
 	t.Logf("profile %v in %.1fs", args, time.Since(start).Seconds())
 	if got != code {
 		t.Fatalf("exit %d, want %d: %s %s", got, code, out, errs)

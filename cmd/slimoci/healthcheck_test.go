@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slimoci/slimoci/emit"
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/internal/testbed"
 	"github.com/slimoci/slimoci/runner"
 )
@@ -37,7 +37,7 @@ func TestE2EBuildHealthcheck(t *testing.T) {
 			if !include {
 				args = append(args, "--no-include-healthcheck")
 			}
-			out, errs, code := slimoci(t, append(args, registry.Addr+"/samples/web:v2s2")...)
+			out, errs, code := runCLI(t, append(args, registry.Addr+"/samples/web:v2s2")...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}
@@ -51,7 +51,7 @@ func TestE2EBuildHealthcheck(t *testing.T) {
 				if !slices.Contains(h.Files["/usr/bin/curl"], "exec") || !r.Verify.Healthcheck.OK() {
 					t.Errorf("healthcheck files: curl %v; verify's healthcheck %+v", h.Files["/usr/bin/curl"], r.Verify.Healthcheck)
 				}
-				if !slices.Contains(kept["/usr/bin/curl"], emit.ReasonHealthcheck) {
+				if !slices.Contains(kept["/usr/bin/curl"], slimoci.ReasonHealthcheck) {
 					t.Errorf("/usr/bin/curl kept for %v", kept["/usr/bin/curl"])
 				}
 				if !strings.Contains(out, "healthcheck "+check+": healthy") {

@@ -57,7 +57,7 @@ func TestE2EHostExecLineProtocol(t *testing.T) {
 			image := "localhost/slimoci-e2e/lines-" + tc.name + ":latest"
 			args := append([]string{"build", "--sensor", sensorBin, "--state-path", state, "--http-probe-ports", "8080",
 				"--output", "docker-archive:" + archive + ":" + image}, tc.args...)
-			out, errs, code := slimoci(t, append(args, src)...)
+			out, errs, code := runCLI(t, append(args, src)...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}

@@ -95,30 +95,6 @@ func readExecFile(path string) (string, error) {
 	return string(b), nil
 }
 
-// hostExecPorts sets the ports a host command is given, once per observation (verify keeps the fat run's):
-// --http-probe-ports in their order, then the TCP ports the image exposes (with --expose), the probe file's
-// ports and --publish-port's, each once. The first is SLIMOCI_ADDR.
-func (f *ObserveFlags) hostExecPorts(o *observation, exposed map[string]struct{}) {
-	if len(o.plan.HostExec) == 0 || len(o.plan.HostExecPorts) > 0 {
-		return
-	}
-	ports := slices.Clone(f.HTTPProbePorts)
-	ports = append(ports, tcpPorts(exposed)...)
-	for _, c := range o.plan.HTTP {
-		if c.Port != 0 {
-			ports = append(ports, c.Port)
-		}
-	}
-	for _, m := range o.spec.Publish {
-		ports = append(ports, m.Port)
-	}
-	for _, p := range ports {
-		if !slices.Contains(o.plan.HostExecPorts, p) {
-			o.plan.HostExecPorts = append(o.plan.HostExecPorts, p)
-		}
-	}
-}
-
 // hostExecSummary prints a line per host command (escaped: the command and its output are the user's, but
 // the output may quote the app).
 func hostExecSummary(w io.Writer, obs *runner.Observation) {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/slimoci/slimoci/runner"
 )
 
 // hostExecOf parses the observe flags as the command line does (kong, with their defaults) and reads the
@@ -76,32 +74,6 @@ func TestHostExecFlags(t *testing.T) {
 	}
 }
 
-func TestHostExecPorts(t *testing.T) {
-	f, o, err := hostExecOf(t, "--host-exec", "true", "--http-probe-ports", "9000,8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.plan.HTTP = []runner.HTTPCommand{{Resource: "/"}, {Resource: "/admin", Port: 9443}}
-	o.spec.Publish = []runner.PortMapping{{HostIP: "127.0.0.1", HostPort: 18080, Port: 6000}, {Port: 8080}}
-	f.hostExecPorts(o, map[string]struct{}{"8080/tcp": {}, "7070": {}, "53/udp": {}, "5432/tcp": {}})
-	// --http-probe-ports first (the first is SLIMOCI_ADDR), then the image's TCP ports, the probe file's and
-	// --publish-port's, each once.
-	if want := []int{9000, 8080, 5432, 7070, 9443, 6000}; !slices.Equal(o.plan.HostExecPorts, want) {
-		t.Errorf("ports %v, want %v", o.plan.HostExecPorts, want)
-	}
-	// Verify's observation keeps the fat run's ports.
-	f.hostExecPorts(o, map[string]struct{}{"1234/tcp": {}})
-	if o.plan.HostExecPorts[0] != 9000 || len(o.plan.HostExecPorts) != 6 {
-		t.Errorf("recomputed: %v", o.plan.HostExecPorts)
-	}
-	// Without host commands there is nothing to give ports to.
-	f, o, _ = hostExecOf(t)
-	f.hostExecPorts(o, map[string]struct{}{"8080/tcp": {}})
-	if o.plan.HostExecPorts != nil {
-		t.Errorf("without host commands: %v", o.plan.HostExecPorts)
-	}
-}
-
 // The combinations' errors reach the user in one line, before anything is pulled.
 func TestContinueAfterFlag(t *testing.T) {
 	image := filepath.Join(t.TempDir(), "never-read.tar")
@@ -114,14 +86,14 @@ func TestContinueAfterFlag(t *testing.T) {
 		"exec&exec":       "exec twice",
 		"container-probe": "Compose",
 	} {
-		out, errs, code := slimoci(t, "profile", "--sensor", sensor, "--continue-after", mode, image)
+		out, errs, code := runCLI(t, "profile", "--sensor", sensor, "--continue-after", mode, image)
 		if code != 1 || !strings.Contains(errs, want) || strings.Contains(errs, "never-read") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 			t.Errorf("%s: exit %d: %s %s", mode, code, out, errs)
 		}
 	}
 	for _, mode := range []string{"probe&exec", "host-exec&probe", "exec&host-exec&enter", "signal&30"} {
 		// Accepted: the error is the image's, which is read after the flags are.
-		if _, errs, code := slimoci(t, "profile", "--sensor", sensor, "--continue-after", mode, image); code != 1 || !strings.Contains(errs, "never-read") {
+		if _, errs, code := runCLI(t, "profile", "--sensor", sensor, "--continue-after", mode, image); code != 3 || !strings.Contains(errs, "never-read") {
 			t.Errorf("%s: exit %d: %s", mode, code, errs)
 		}
 	}

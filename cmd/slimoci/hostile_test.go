@@ -169,7 +169,7 @@ func TestE2EHostileKilled(t *testing.T) {
 	}
 	// The next run removes every killed run's work directory, mount and cgroup, then does its own work.
 	state := filepath.Join(t.TempDir(), "state")
-	if out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, image); code != 0 {
+	if out, errs, code := runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state, image); code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
 	}
 	// Absolute: whatever any killed run of root's left, before this test too, is the clean-up's to remove.
@@ -191,7 +191,7 @@ func TestE2EHostileContent(t *testing.T) {
 		var out, errs string
 		var code int
 		go func() {
-			out, errs, code = slimoci(t, args...)
+			out, errs, code = runCLI(t, args...)
 			close(done)
 		}()
 		select {
@@ -207,8 +207,8 @@ func TestE2EHostileContent(t *testing.T) {
 	}
 	dest := filepath.Join(t.TempDir(), "slim")
 	_, errs, code := bounded("build", "--sensor", sensorBin, "--state-path", state, "--output", "oci:"+dest+":slim", image)
-	if code != 1 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "/etc/nsswitch.conf: not a regular file: it is a FIFO") {
-		t.Errorf("build: exit %d, stderr %q: want one line naming the FIFO", code, errs)
+	if code != exitImage || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "/etc/nsswitch.conf: not a regular file: it is a FIFO") {
+		t.Errorf("build: exit %d, stderr %q: want %d (an image error) and one line naming the FIFO", code, errs, exitImage)
 	}
 	if _, err := os.Stat(dest); err == nil {
 		t.Errorf("a refused build wrote %s", dest)

@@ -64,7 +64,7 @@ func TestE2EImageEdits(t *testing.T) {
 	envFile := writeFile(t, "app.env", "# kept by --image-overrides env\nGREETING=hello from the env file\n")
 	layout, archive := filepath.Join(dir, "layout"), filepath.Join(dir, "slim.tar")
 	one, two := "localhost/slimoci/edited:one", "localhost/slimoci/edited:two"
-	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state,
+	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state,
 		// The observation: the app on port 9090, with the env file's variable, an extra exposed port, a
 		// volume and a label, all kept in the slim image.
 		"--env", "PORT=9090", "--http-probe-ports", "9090", "--env-file", envFile, "--expose", "9091",
@@ -150,7 +150,7 @@ func TestE2EPushTags(t *testing.T) {
 	sensorBin := rootSandbox(t, "the build uses the root sandbox")
 	a, b := registry.Addr+"/tags/python:a", registry.Addr+"/tags/python:b"
 	state := filepath.Join(t.TempDir(), "state")
-	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state, "--no-verify", "--push", "--tag", a, "--tag", b,
+	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state, "--no-verify", "--push", "--tag", a, "--tag", b,
 		"--new-label", "pushed=yes", registry.Addr+"/samples/python:oci")
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
@@ -197,7 +197,7 @@ print("RESULT " + json.dumps({"host": socket.gethostname(), "db": socket.gethost
   "volume": os.path.ismount("/app") and "app.py" in os.listdir("/app")}))`
 	state := filepath.Join(dir, "state")
 	report := filepath.Join(dir, "report.json")
-	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, "--report", report,
+	out, errs, code := runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state, "--report", report,
 		"--command-params-file", params, "--hostname", "from-the-command-line", "--user", "65534:65534", "--volume", "/app",
 		"--entrypoint=python3", "--cmd=-c", "--cmd="+script, "oci:"+bed.Layout("python")+":latest")
 	if code != 0 {
@@ -263,7 +263,7 @@ func TestE2EPublishPort(t *testing.T) {
 		syscall.Kill(os.Getpid(), syscall.SIGUSR1)
 	}()
 	state := filepath.Join(t.TempDir(), "state")
-	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, "--report", "off", "--no-http-probe",
+	out, errs, code := runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state, "--report", "off", "--no-http-probe",
 		"--publish-port", "127.0.0.1:"+port+":8080", "--continue-after", "signal", "--timeout", "90s",
 		"oci:"+bed.Layout("python")+":latest")
 	if code != 0 {

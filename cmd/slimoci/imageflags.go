@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/slimoci/slimoci/emit"
@@ -25,63 +24,10 @@ type ImageFlags struct {
 	ImageOverrides []string `help:"Keep the observation's overrides in the slim image: all, or some of entrypoint, cmd, workdir, env, expose, volume, label (--entrypoint, --cmd, --workdir, --env-file and --env, --expose, --volume, --label). Applied before the --new-* flags, which win." placeholder:"NAMES"`
 }
 
-// overrideNames are --image-overrides' names, as mint's.
-var overrideNames = []string{"entrypoint", "cmd", "workdir", "env", "expose", "volume", "label"}
-
-// parseImageOverrides reads --image-overrides: all, or names from overrideNames (any case); another name is
-// an error naming it (mint ignores it).
-func parseImageOverrides(values []string) (map[string]bool, error) {
-	kept := map[string]bool{}
-	for _, v := range values {
-		for _, name := range strings.Split(v, ",") {
-			name = strings.ToLower(strings.TrimSpace(name))
-			switch {
-			case name == "all":
-				for _, n := range overrideNames {
-					kept[n] = true
-				}
-			case slices.Contains(overrideNames, name):
-				kept[name] = true
-			default:
-				return nil, fmt.Errorf("--image-overrides %q: want all, or some of %s", name, strings.Join(overrideNames, ", "))
-			}
-		}
-	}
-	return kept, nil
-}
-
-// imageEdits turns the flags into the slim image's config edits: first the observation's overrides kept
-// (kept names them), then the new instructions and removals. It returns the two edits (for
-// emit.ImageOptions, in order) and the second alone, which verify needs (see forVerify).
-func (f *ImageFlags) imageEdits(kept map[string]bool, ov runOverrides, run *RunFlags) (all []emit.ConfigEdits, edits *emit.ConfigEdits, err error) {
-	var keep emit.ConfigEdits
-	if kept["entrypoint"] && ov.hasEntrypoint {
-		keep.SetEntrypoint, keep.Entrypoint = true, ov.entrypoint
-		if !ov.hasCmd {
-			// What ran: --entrypoint cleared the image's CMD.
-			keep.SetCmd = true
-		}
-	}
-	if kept["cmd"] && ov.hasCmd {
-		keep.SetCmd, keep.Cmd = true, ov.cmd
-	}
-	if kept["workdir"] {
-		keep.WorkingDir = ov.workdir
-	}
-	if kept["env"] {
-		keep.Env = ov.env
-	}
-	if kept["expose"] {
-		keep.ExposedPorts = ov.expose
-	}
-	if kept["volume"] {
-		keep.Volumes = run.volumes
-	}
-	if kept["label"] {
-		keep.Labels = run.labels
-	}
-
-	e := &emit.ConfigEdits{}
+// edits turns the --new-* and --remove-* flags into the slim image's config edits (the library applies
+// the overrides --image-overrides keeps before them).
+func (f *ImageFlags) edits() (e *emit.ConfigEdits, err error) {
+	e = &emit.ConfigEdits{}
 	for _, c := range []struct {
 		flag  string
 		value string
@@ -93,24 +39,24 @@ func (f *ImageFlags) imageEdits(kept map[string]bool, ov runOverrides, run *RunF
 	} {
 		argv, clear, err := emit.ParseCommand(c.value)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s %w", c.flag, err)
+			return nil, fmt.Errorf("%s %w", c.flag, err)
 		}
 		*c.set, *c.argv = clear || argv != nil, argv
 	}
 	if f.NewWorkdir != "" {
 		if !strings.HasPrefix(f.NewWorkdir, "/") {
-			return nil, nil, fmt.Errorf("--new-workdir %q: want an absolute path", f.NewWorkdir)
+			return nil, fmt.Errorf("--new-workdir %q: want an absolute path", f.NewWorkdir)
 		}
 		e.WorkingDir = f.NewWorkdir
 	}
 	for _, kv := range f.NewEnv {
 		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
-			return nil, nil, fmt.Errorf("--new-env %q: want NAME=VALUE", kv)
+			return nil, fmt.Errorf("--new-env %q: want NAME=VALUE", kv)
 		}
 	}
 	e.Env = f.NewEnv
 	if e.Labels, err = parseKeyValues("--new-label", f.NewLabel); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	e.RemoveEnv, e.RemoveLabels = f.RemoveEnv, f.RemoveLabel
 	volume := func(v string) ([]string, error) {
@@ -129,15 +75,10 @@ func (f *ImageFlags) imageEdits(kept map[string]bool, ov runOverrides, run *RunF
 		for _, v := range l.in {
 			keys, err := l.parse(v)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", l.flag, err)
+				return nil, fmt.Errorf("%s: %w", l.flag, err)
 			}
 			*l.out = append(*l.out, keys...)
 		}
 	}
-	for _, ed := range []*emit.ConfigEdits{&keep, e} {
-		if !ed.Empty() {
-			all = append(all, *ed)
-		}
-	}
-	return all, e, nil
+	return e, nil
 }

@@ -40,7 +40,7 @@ func TestE2EBuildKeepUnobserved(t *testing.T) {
 	src := "oci:" + bed.Layout("web") + ":latest"
 
 	profileState := filepath.Join(t.TempDir(), "profile")
-	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", profileState, src)
+	out, errs, code := runCLI(t, "profile", "--sensor", sensorBin, "--state-path", profileState, src)
 	if code != 0 {
 		t.Fatalf("profile: exit %d: %s %s", code, out, errs)
 	}
@@ -68,7 +68,7 @@ func TestE2EBuildKeepUnobserved(t *testing.T) {
 			image := "localhost/slimoci-e2e/web-keep-" + tc.name + ":latest"
 			args := append([]string{"build", "--sensor", sensorBin, "--state-path", state, "--no-include-healthcheck",
 				"--output", "docker-archive:" + archive + ":" + image}, tc.args...)
-			out, errs, code := slimoci(t, append(args, src)...)
+			out, errs, code := runCLI(t, append(args, src)...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}

@@ -126,47 +126,9 @@ func (k *KeepFlags) plan() (*keepPlan, error) {
 	return p, nil
 }
 
-// forImage checks, on the unpacked image, that each program, directory and package asked for is there: a
-// typo is an error now, not a slim image without the program after the app was observed.
-func (p *keepPlan) forImage(tree *rootfs.Tree) error {
-	for _, b := range p.opts.Bins {
-		if !tree.IsFile(b) {
-			return fmt.Errorf("--include-bin %s: no such file in the image", b)
-		}
-	}
-	for _, name := range p.opts.Exes {
-		if _, ok := tree.LookPath(name); !ok {
-			return fmt.Errorf("--include-exe %s: no such program on the image's PATH", name)
-		}
-	}
-	for _, d := range p.opts.DirBins {
-		if !tree.IsDir(d) {
-			return fmt.Errorf("--include-dir-bins %s: no such directory in the image", d)
-		}
-		if len(tree.DirBins(d)) == 0 {
-			return fmt.Errorf("--include-dir-bins %s: no executable or library there", d)
-		}
-	}
-	for _, name := range p.opts.NodePackages {
-		if len(tree.NodePackageDirs(name)) == 0 {
-			return fmt.Errorf("--include-node-package %s: no node_modules/%s/package.json in the image", name, name)
-		}
-	}
-	if p.opts.Workdir {
-		switch wd := tree.Config.Config.WorkingDir; wd {
-		case "":
-			return fmt.Errorf("--include-workdir: the image has no WORKDIR")
-		case "/":
-			return fmt.Errorf("--include-workdir: the image's WORKDIR is /, which would keep the whole image")
-		}
-	}
-	return nil
-}
-
-// closure completes o with what the plan keeps.
-func (p *keepPlan) closure(o rootfs.ClosureOptions) rootfs.ClosureOptions {
-	o.Include, o.Exclude, o.Certs, o.IncludeShell, o.Keep = p.include, p.exclude, p.certs, p.shell, p.opts
-	return o
+// closure is what the plan keeps, as the library's closure options (Build fills in the rest).
+func (p *keepPlan) closure() rootfs.ClosureOptions {
+	return rootfs.ClosureOptions{Include: p.include, Exclude: p.exclude, Certs: p.certs, IncludeShell: p.shell, Keep: p.opts}
 }
 
 // mintPerms is the suffix mint's path files may give a path: :MODE, :MODE#UID or :MODE#UID#GID.

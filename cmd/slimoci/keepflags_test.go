@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/runner"
 	"github.com/slimoci/slimoci/sensor"
 )
@@ -149,7 +150,7 @@ func TestKeepFlagErrors(t *testing.T) {
 			if !strings.HasPrefix(args[len(args)-1], "oci:") {
 				args = append(args, good)
 			}
-			_, stderr, code := slimoci(t, args...)
+			_, stderr, code := runCLI(t, args...)
 			if code != 1 {
 				t.Fatalf("exit %d, want 1: %s", code, stderr)
 			}
@@ -191,7 +192,7 @@ func TestReadPathsReport(t *testing.T) {
 		return p
 	}
 	obs := &runner.Observation{Record: &sensor.Record{Files: map[string][]string{"/usr/bin/python3": {"exec"}, "/tmp/x": {"missing", "open"}}}}
-	profile := write("profile.json", Report{Image: "localhost/x:latest", Observation: obs})
+	profile := write("profile.json", slimoci.ProfileResult{Image: "localhost/x:latest", Observation: obs})
 	build := write("build.json", BuildReport{Image: "localhost/x:latest", Fat: obs, Added: []string{"/etc/mime.types"}})
 	mint := filepath.Join(dir, "creport.json")
 	// As mint writes it (pkg/report/container_report.go): a document type, monitors, and image.files.

@@ -1,28 +1,19 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/slimoci/slimoci/internal/atomicfile"
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/internal/termsafe"
-	"github.com/slimoci/slimoci/oci"
-	"github.com/slimoci/slimoci/rootfs"
 	"github.com/slimoci/slimoci/runner"
 )
 
@@ -64,18 +55,15 @@ type ObserveFlags struct {
 	CrawlFlags
 }
 
-// observation is one prepared run: what to start and how to exercise it.
+// observation is what the observe flags say before the image is known: the library's run options, built
+// up by each flag group's parse.
 type observation struct {
-	// workRoot is the per-user work directory the sandboxes' state directories are under.
-	workRoot string
-	spec     runner.Spec
-	plan     runner.Plan
-	user     runner.User
-	out      *tail
+	spec runner.Spec
+	plan runner.Plan
 	// clogs is --show-clogs' writer to the terminal: the app's output with its control characters escaped.
 	clogs *termsafe.Writer
-	// specProbes are the operations of --http-probe-apispec-file, added to the plan's probes once (by
-	// forConfig, after the default GET / is chosen: they do not replace it).
+	// specProbes are the operations of --http-probe-apispec-file, added to the plan's probes once, after
+	// the default GET / is chosen: they do not replace it (runner.ConfigOptions.ExtraProbes).
 	specProbes []runner.HTTPCommand
 }
 
@@ -104,13 +92,11 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 	if err := runner.ParseContinueAfter(f.ContinueAfter); err != nil {
 		return nil, err
 	}
-	o := &observation{out: &tail{}}
-	var out io.Writer = o.out
+	o := &observation{}
 	if f.ShowClogs {
 		o.clogs = termsafe.NewWriter(g.stderr)
-		out = io.MultiWriter(o.out, o.clogs)
 	}
-	o.spec = runner.Spec{HostNetwork: f.Network == "host", Stdout: out, Stderr: out, Sensor: sensorBin, AllSyscalls: true}
+	o.spec = runner.Spec{HostNetwork: f.Network == "host", Sensor: sensorBin, AllSyscalls: true}
 	if f.SensorBackend != "auto" {
 		o.spec.SensorBackend = f.SensorBackend
 	}
@@ -151,7 +137,7 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 	}
 	o.plan = runner.Plan{
 		ProbeTimeout: f.ProbeTimeout, ContinueAfter: f.ContinueAfter, Timeout: f.Timeout,
-		StopTimeout: f.StopTimeout, Enter: os.Stdin, ExecOutput: out, Published: published(g.stdout),
+		StopTimeout: f.StopTimeout, Enter: os.Stdin, Published: published(g.humanOut()),
 	}
 	if o.plan.HTTP, o.plan.Probe, err = f.httpProbes(); err != nil {
 		return nil, err
@@ -172,104 +158,34 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 	return o, nil
 }
 
-// forImage completes the observation from the unpacked image: what to run, as whom, and the ports to probe.
-func (f *ObserveFlags) forImage(o *observation, tree *rootfs.Tree) error {
-	return f.forConfig(o, tree, f.overrides())
+// configOptions say how the image's config becomes the run: the overrides, the HEALTHCHECK, HTTP probing.
+func (f *ObserveFlags) configOptions(o *observation) runner.ConfigOptions {
+	return runner.ConfigOptions{
+		Overrides: f.overrides(), Healthcheck: f.IncludeHealthcheck, HTTPProbe: f.HTTPProbe, Ports: f.HTTPProbePorts,
+		ExtraProbes: o.specProbes,
+	}
 }
 
-// forConfig completes the observation from the unpacked image's config with ov applied (the observation's
-// overrides; verify's, see forVerify).
-func (f *ObserveFlags) forConfig(o *observation, tree *rootfs.Tree, ov runOverrides) error {
-	cfg := ov.apply(tree.Config.Config)
-	args := append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
-	if len(args) == 0 {
-		return fmt.Errorf("the image has no entrypoint and no cmd: nothing to run (give --cmd)")
-	}
-	passwd, perr := tree.ReadFile("/etc/passwd")
-	group, gerr := tree.ReadFile("/etc/group")
-	for _, err := range []error{perr, gerr} {
-		// A missing file is the image's business (ResolveUser says what it lacks); one that is not a regular
-		// file or is over the size slimoci reads is hostile or broken: fatal only when a name must be looked up
-		// in it.
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			if needsNames(cfg.User) {
-				return fmt.Errorf("the image's user %q: %w", cfg.User, err)
-			}
-		}
-	}
-	user, err := runner.ResolveUser(cfg.User, passwd, group)
+// runOptions checks every observe flag, before anything is pulled, and turns them into the library's
+// run options. SIGUSR1 becomes the signal --continue-after=signal waits for, until stop is called.
+func (f *ObserveFlags) runOptions(g *Globals) (_ *slimoci.RunOptions, stop func(), err error) {
+	o, err := f.parse(g)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	env := slices.Clone(cfg.Env)
-	if !hasVar(env, "PATH") {
-		env = append(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	}
-	if !hasVar(env, "HOME") {
-		env = append(env, "HOME="+user.Home)
-	}
-	o.user = user
-	o.spec.Args, o.spec.Env, o.spec.Cwd = args, env, cfg.WorkingDir
-	o.spec.UID, o.spec.GID, o.spec.Groups = user.UID, user.GID, user.Groups
-	if o.plan.StopSignal, err = parseSignal(cfg.StopSignal); err != nil {
-		return fmt.Errorf("the image's StopSignal: %w", err)
-	}
-	if f.IncludeHealthcheck {
-		o.plan.Healthcheck = runner.HealthcheckFromConfig(cfg.Healthcheck)
-	}
-	if f.HTTPProbe {
-		o.plan.Ports = f.HTTPProbePorts
-		if len(o.plan.Ports) == 0 {
-			o.plan.Ports = tcpPorts(cfg.ExposedPorts)
-		}
-		if len(o.plan.HTTP) == 0 && len(o.plan.Ports) > 0 {
-			o.plan.HTTP = []runner.HTTPCommand{{Method: "GET", Resource: "/"}}
-		}
-		o.plan.HTTP, o.specProbes = append(o.plan.HTTP, o.specProbes...), nil
-		if len(o.plan.APISpecs) > 0 && len(o.plan.Ports) == 0 {
-			return fmt.Errorf("--http-probe-apispec %s: the image exposes no TCP port (give --http-probe-ports)", o.plan.APISpecs[0].Path)
-		}
-		for _, c := range o.plan.HTTP {
-			if c.Port == 0 && len(o.plan.Ports) == 0 {
-				return fmt.Errorf("http probe %s %s: the image exposes no TCP port (give --http-probe-ports or a port in --http-probe-cmd-file)", c.Method, c.Resource)
-			}
-		}
-	}
-	f.hostExecPorts(o, cfg.ExposedPorts)
-	return nil
-}
-
-// needsNames reports whether USER names a user or group that must be looked up (not "", "0", "uid:gid").
-func needsNames(user string) bool {
-	if user == "" {
-		return false
-	}
-	for _, part := range strings.SplitN(user, ":", 2) {
-		if _, err := strconv.Atoi(part); err != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// run observes the app. It turns SIGUSR1 into the signal the signal mode waits for.
-func (o *observation) run(ctx context.Context, treeDir, stateDir string, g *Globals) (*runner.Observation, error) {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
 	o.plan.Signal = usr1
-	obs, err := runner.Observe(ctx, treeDir, o.spec, o.plan, &runner.Options{StateDir: stateDir, WorkRoot: o.workRoot, Logger: g.logger})
+	ro := &slimoci.RunOptions{Spec: o.spec, Plan: o.plan, Config: f.configOptions(o)}
 	if o.clogs != nil {
-		o.clogs.Flush()
+		ro.Output = o.clogs
 	}
-	if err != nil && obs == nil {
-		if ctx.Err() == nil && strings.TrimSpace(o.out.String()) != "" {
-			return nil, fmt.Errorf("%w (the app said: %s)", err, termsafe.String(lastLine(o.out.String())))
+	return ro, func() {
+		signal.Stop(usr1)
+		if o.clogs != nil {
+			o.clogs.Flush()
 		}
-		return nil, err
-	}
-	// With a limit hit or a full record, the observation comes with the error: the caller reports both.
-	return obs, err
+	}, nil
 }
 
 // execArgs reads an --exec value: a JSON array is the argv; anything else is a shell command.
@@ -285,24 +201,6 @@ func execArgs(s string) ([]string, error) {
 		return nil, fmt.Errorf("--exec: empty command")
 	}
 	return []string{"/bin/sh", "-c", s}, nil
-}
-
-// parseSignal reads an image's StopSignal: "SIGTERM", "TERM" or "15"; "" is SIGTERM.
-func parseSignal(s string) (os.Signal, error) {
-	if s == "" {
-		return syscall.SIGTERM, nil
-	}
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return syscall.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return nil, fmt.Errorf("%q is not a signal", s)
 }
 
 // summary prints the probe results and one line on what was seen. Probe errors and exec arguments may quote
@@ -344,122 +242,4 @@ func summary(w io.Writer, ref string, obs *runner.Observation) {
 	}
 	fmt.Fprintln(w, termsafe.String(fmt.Sprintf("observed %s: %d files, %d processes, %d syscalls; the app ran %.1fs and %s",
 		ref, len(obs.Record.Files), len(obs.Record.Execs), len(obs.Record.Syscalls), obs.Duration.Seconds(), ended)))
-}
-
-func tcpPorts(exposed map[string]struct{}) []int {
-	var ports []int
-	for p := range exposed {
-		num, proto, _ := strings.Cut(p, "/")
-		if proto == "" || proto == "tcp" {
-			if n, err := strconv.Atoi(num); err == nil {
-				ports = append(ports, n)
-			}
-		}
-	}
-	sort.Ints(ports)
-	return ports
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(path, b)
-}
-
-// unpacked is an image opened and unpacked into a work directory under the state path.
-type unpacked struct {
-	src  *oci.Source
-	work string
-	// private is the per-user directory work is in: the sandboxes' WorkRoot.
-	private string
-	tree    *rootfs.Tree
-}
-
-// close removes the work directory and closes the source.
-func (u *unpacked) close() {
-	rootfs.RemoveTree(u.work)
-	u.src.Close()
-}
-
-// openAndUnpack opens image and unpacks it into a new work directory under workDir ("" picks one: see
-// workParent). The caller closes the result, whatever happens after.
-func (g *Globals) openAndUnpack(ctx context.Context, image, statePath, workDir string) (*unpacked, error) {
-	src, err := g.open(ctx, image)
-	if err != nil {
-		return nil, err
-	}
-	u := &unpacked{src: src}
-	if err := os.MkdirAll(statePath, 0o755); err != nil {
-		src.Close()
-		return nil, err
-	}
-	if workDir == "" {
-		workDir = workParent(src, statePath, g)
-	}
-	// Work directories go in a directory of this user's that no one else can enter (/dev/shm/slimoci-UID):
-	// in /dev/shm, anyone could otherwise plant what the clean-up of a killed run's directory would follow.
-	private, err := runner.PrivateDir(workDir)
-	if err != nil {
-		src.Close()
-		return nil, fmt.Errorf("%w (--work-dir names another place)", err)
-	}
-	removed, err := runner.CleanStale(private)
-	for _, p := range removed {
-		g.logger.Warn("removed the work directory of a slimoci that was killed", "path", p)
-	}
-	if err != nil {
-		g.logger.Warn("could not remove what a killed slimoci left", "err", err)
-	}
-	if u.work, err = os.MkdirTemp(private, runner.WorkPattern()); err != nil {
-		src.Close()
-		return nil, err
-	}
-	// The run's directory is as private as its parent (a sandbox's root gets search only: see
-	// runner.Options.WorkRoot).
-	if err := os.Chmod(u.work, runner.PrivateDirMode); err != nil {
-		u.close()
-		return nil, err
-	}
-	u.private = private
-	// The tree in a directory of its own that only slimoci may enter: a sandbox's root may search the run's
-	// directory to reach its state directory, never the tree, whose setuid files are the image's.
-	fat := filepath.Join(u.work, "fat")
-	if err := os.Mkdir(fat, 0o700); err != nil {
-		u.close()
-		return nil, err
-	}
-	if u.tree, err = rootfs.Unpack(ctx, src.Image, filepath.Join(fat, "rootfs"), &rootfs.Options{Logger: g.logger}); err != nil {
-		u.close()
-		return nil, fmt.Errorf("unpacking %s: %w", src.Ref, err)
-	}
-	return u, nil
-}
-
-// shm is the tmpfs workParent prefers.
-const shm = "/dev/shm"
-
-// workParent picks where the unpacked trees and the sandboxes' files go: /dev/shm when it is a tmpfs with
-// room for them (the fat tree and a verify tree, each taken as 4x the compressed layers, plus 256 MiB), since
-// creating tens of thousands of files there is several times faster than on a disk (node's unpack: 2.1 s on
-// tmpfs, 10-12 s on this machine's ext4, as slow with tar); otherwise the state path.
-func workParent(src *oci.Source, statePath string, g *Globals) string {
-	var st unix.Statfs_t
-	if err := unix.Statfs(shm, &st); err != nil || st.Type != unix.TMPFS_MAGIC || unix.Access(shm, unix.W_OK) != nil {
-		return statePath
-	}
-	m, err := src.Image.Manifest()
-	if err != nil {
-		return statePath
-	}
-	var compressed int64
-	for _, l := range m.Layers {
-		compressed += l.Size
-	}
-	if need := 2*4*compressed + 256<<20; int64(st.Bavail)*st.Bsize < need {
-		g.logger.Debug("work directory on the state path: /dev/shm is too small", "need", need)
-		return statePath
-	}
-	return shm
 }

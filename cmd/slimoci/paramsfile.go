@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -20,28 +19,6 @@ import (
 type CommandFlags struct {
 	CommandParamsFile paramsFile `help:"Read flags from a JSON object of flag names (mint's file: kebab-case or snake_case) to values (strings, booleans, numbers, or arrays for repeatable flags; durations as strings, \"90s\"). The command line wins over the file (mint's file wins over its command line); a name slimoci does not have is an error." placeholder:"FILE"`
 	Report            string     `help:"Also write the report (report.json) to FILE; off writes none, not even STATE/report.json." placeholder:"FILE"`
-}
-
-// reportOff is --report's value that writes no report.
-const reportOff = "off"
-
-// writeReport writes a command's report to the state path, and to --report's file; --report off writes
-// neither. It returns where the report went ("" for nowhere), for messages.
-func (c *CommandFlags) writeReport(statePath string, v any) (string, error) {
-	if c.Report == reportOff {
-		return "", nil
-	}
-	where := filepath.Join(statePath, "report.json")
-	if err := writeJSON(where, v); err != nil {
-		return "", err
-	}
-	if c.Report != "" {
-		if err := writeJSON(c.Report, v); err != nil {
-			return "", fmt.Errorf("--report: %w", err)
-		}
-		where = c.Report
-	}
-	return where, nil
 }
 
 // paramsFile is --command-params-file. kong calls its BeforeResolve hook once the command line is parsed:

@@ -21,7 +21,7 @@ func TestE2EBuildSymlinkedDocroot(t *testing.T) {
 	archive := filepath.Join(dir, "slim.tar")
 	image := "localhost/slimoci-e2e/web-slim:latest"
 	state := filepath.Join(dir, "state")
-	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state,
+	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state,
 		"--output", "docker-archive:"+archive+":"+image, "oci:"+bed.Layout("web")+":latest")
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)

@@ -31,7 +31,7 @@ func TestE2EProfileProbes(t *testing.T) {
 	os.WriteFile(probeFile, []byte(`{"commands":[{"method":"GET","resource":"/missing"},
 		{"protocol":"http","method":"POST","resource":"/","port":8080,"headers":["Content-Type: text/plain"],"body":"x"}]}`), 0o644)
 	state := filepath.Join(t.TempDir(), "state")
-	out, errs, code := slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd-file", probeFile,
+	out, errs, code := runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd-file", probeFile,
 		"--http-probe-cmd=GET:/", "--exec=python3 -c 'import csv'", `--exec=["python3", "-c", "import sys; sys.exit(4)"]`, image)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
@@ -151,7 +151,7 @@ func TestE2EBuildProbeFile(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	archive := filepath.Join(dir, "slim.tar")
 	image := "localhost/slimoci-e2e/probes-slim:latest"
-	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd-file", probeFile,
+	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd-file", probeFile,
 		"--http-probe-cmd-upload", "generate.text.json:/upload", "--output", "docker-archive:"+archive+":"+image, src)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errs)
@@ -221,7 +221,7 @@ func TestE2EBuildProbeFile(t *testing.T) {
 
 	// Without the credentials: a 401 is an answer, and the page's file is not read.
 	state = filepath.Join(dir, "profile")
-	out, errs, code = slimoci(t, "profile", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/private", src)
+	out, errs, code = runCLI(t, "profile", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/private", src)
 	if code != 0 {
 		t.Fatalf("profile: exit %d: %s %s", code, out, errs)
 	}
@@ -244,7 +244,7 @@ func TestE2EBuildFailOn5xx(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "build")
 	start := time.Now()
-	out, errs, code := slimoci(t, "build", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/", "--http-probe-cmd", "/fail",
+	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/", "--http-probe-cmd", "/fail",
 		"--http-probe-fail-on-status-5xx", "--http-probe-retry-count", "2", "--http-probe-retry-wait", "1", src)
 	want := "probe GET :8080/fail: status 500, a failure with --http-probe-fail-on-status-5xx (2 attempts)"
 	if code == 0 || !strings.Contains(errs, want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
@@ -273,7 +273,7 @@ func TestE2EBuildFailOn5xx(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			state := filepath.Join(t.TempDir(), "state")
 			args := append([]string{"profile", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/fail"}, tc.args...)
-			out, errs, code := slimoci(t, append(args, src)...)
+			out, errs, code := runCLI(t, append(args, src)...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/runner"
 )
@@ -112,84 +110,19 @@ func parseKeyValues(flag string, kvs []string) (map[string]string, error) {
 	return m, nil
 }
 
-// runOverrides are what the observation changes in the image's config, as docker run's --entrypoint,
-// --cmd, --workdir, --env-file, --env, --user and --expose would.
-type runOverrides struct {
-	entrypoint, cmd       []string
-	hasEntrypoint, hasCmd bool
-	workdir, user         string
-	// env is the env files' variables, then --env's.
-	env    []string
-	expose []string
-}
-
-// overrides collects the observation's overrides from the flags (after parseRun).
-func (f *ObserveFlags) overrides() runOverrides {
-	return runOverrides{
+// overrides collects the observation's overrides of the image's config from the flags (after parseRun),
+// as docker run's --entrypoint, --cmd, --workdir, --user, --env-file and --env, --expose, --volume and
+// --label (see runner.Overrides).
+func (f *ObserveFlags) overrides() runner.Overrides {
+	return runner.Overrides{
 		// --entrypoint='' clears: its empty arguments are dropped.
-		entrypoint: nonEmpty(f.Entrypoint), hasEntrypoint: f.Entrypoint != nil,
-		cmd: f.Cmd, hasCmd: f.Cmd != nil,
-		workdir: f.RunFlags.Workdir, user: f.RunFlags.User,
-		env:    append(slices.Clone(f.RunFlags.envFiles), f.Env...),
-		expose: f.RunFlags.exposed,
+		Entrypoint: slices.DeleteFunc(slices.Clone(f.Entrypoint), func(s string) bool { return s == "" }), SetEntrypoint: f.Entrypoint != nil,
+		Cmd: f.Cmd, SetCmd: f.Cmd != nil,
+		Workdir: f.RunFlags.Workdir, User: f.RunFlags.User,
+		Env:     append(slices.Clone(f.RunFlags.envFiles), f.Env...),
+		Expose:  f.RunFlags.exposed,
+		Volumes: f.RunFlags.volumes, Labels: f.RunFlags.labels,
 	}
-}
-
-// apply returns c as docker run would run it with the overrides: --entrypoint replaces ENTRYPOINT and
-// clears CMD unless --cmd is given too.
-func (r runOverrides) apply(c v1.Config) v1.Config {
-	if r.hasEntrypoint {
-		c.Entrypoint, c.Cmd = r.entrypoint, nil
-	}
-	if r.hasCmd {
-		c.Cmd = r.cmd
-	}
-	if r.workdir != "" {
-		c.WorkingDir = r.workdir
-	}
-	if r.user != "" {
-		c.User = r.user
-	}
-	for _, kv := range r.env {
-		c.Env = emit.SetEnv(c.Env, kv)
-	}
-	if len(r.expose) > 0 {
-		(&emit.ConfigEdits{ExposedPorts: r.expose}).Apply(&c)
-	}
-	return c
-}
-
-// forVerify is what verify runs the slim image with: the slim image as `podman run` with the run options
-// the user still has to give would run it. An override kept in the slim image (kept, --image-overrides)
-// or replaced by its new config (the --new-* and --remove-* edits) no longer applies: --new-cmd is what
-// runs, unless --entrypoint (not kept) clears it as docker's --entrypoint clears CMD; a variable --new-env
-// or --remove-env names is the slim image's. --user, the mounts and the network stay.
-func (r runOverrides) forVerify(kept map[string]bool, e *emit.ConfigEdits) runOverrides {
-	if e == nil {
-		e = &emit.ConfigEdits{}
-	}
-	if kept["entrypoint"] || e.SetEntrypoint {
-		r.entrypoint, r.hasEntrypoint = nil, false
-	}
-	if kept["cmd"] || e.SetCmd {
-		r.cmd, r.hasCmd = nil, false
-	}
-	if kept["workdir"] || e.WorkingDir != "" {
-		r.workdir = ""
-	}
-	if kept["env"] {
-		r.env = nil
-	}
-	var env []string
-	for _, kv := range r.env {
-		name, _, _ := strings.Cut(kv, "=")
-		named := func(v string) bool { n, _, _ := strings.Cut(v, "="); return n == name }
-		if !slices.ContainsFunc(e.Env, named) && !slices.Contains(e.RemoveEnv, name) {
-			env = append(env, kv)
-		}
-	}
-	r.env = env
-	return r
 }
 
 // published prints the host addresses --publish-port bound, as soon as they are (the user drives the app

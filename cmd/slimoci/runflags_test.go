@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/oci"
+	"github.com/slimoci/slimoci/runner"
 )
 
 // parseCLI parses args as Main does, without running the command.
@@ -103,34 +103,6 @@ func TestCommandParamsFile(t *testing.T) {
 	}
 }
 
-func TestImageOverrides(t *testing.T) {
-	for _, tc := range []struct {
-		in   []string
-		want []string
-	}{
-		{nil, nil},
-		{[]string{"all"}, overrideNames},
-		{[]string{"Env,LABEL", "cmd"}, []string{"cmd", "env", "label"}},
-		{[]string{"entrypoint,all"}, overrideNames},
-	} {
-		got, err := parseImageOverrides(tc.in)
-		var names []string
-		for n := range got {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		want := slices.Sorted(slices.Values(tc.want))
-		if err != nil || !slices.Equal(names, want) {
-			t.Errorf("%q: %v %v, want %v", tc.in, names, err, want)
-		}
-	}
-	for _, bad := range []string{"user", "env,", "entrypoints"} {
-		if _, err := parseImageOverrides([]string{bad}); err == nil || !strings.Contains(err.Error(), "--image-overrides") {
-			t.Errorf("%q: %v", bad, err)
-		}
-	}
-}
-
 // The flags of build that change the slim image, through kong, into the edits emit applies.
 func TestImageEdits(t *testing.T) {
 	envFile := writeFile(t, "app.env", "FROM_FILE=1\nA=file\n")
@@ -148,26 +120,24 @@ func TestImageEdits(t *testing.T) {
 	if err := b.parseRun(o); err != nil {
 		t.Fatal(err)
 	}
-	kept, _ := parseImageOverrides(b.ImageOverrides)
-	all, edits, err := b.imageEdits(kept, b.overrides(), &b.RunFlags)
+	edits, err := b.ImageFlags.edits()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []emit.ConfigEdits{
-		{
-			// The observation ran /bin/run without the image's CMD: kept as it ran.
-			SetEntrypoint: true, Entrypoint: []string{"/bin/run"}, SetCmd: true, WorkingDir: "/run",
-			Env: []string{"FROM_FILE=1", "A=file", "A=flag"}, ExposedPorts: []string{"9000/tcp", "9001/tcp"},
-			Volumes: []string{"/cache"}, Labels: map[string]string{"run": "1"},
-		},
-		{
-			SetCmd: true, Cmd: []string{"serve", "--port", "80"}, WorkingDir: "/srv", Env: []string{"PORT=80"},
-			ExposedPorts: []string{"80/tcp"}, Volumes: []string{"/data"}, Labels: map[string]string{"new": "2"},
-			RemoveEnv: []string{"DEBUG"}, RemoveExposedPorts: []string{"8080/tcp"}, RemoveVolumes: []string{"/tmp"}, RemoveLabels: []string{"old"},
-		},
+	want := emit.ConfigEdits{
+		SetCmd: true, Cmd: []string{"serve", "--port", "80"}, WorkingDir: "/srv", Env: []string{"PORT=80"},
+		ExposedPorts: []string{"80/tcp"}, Volumes: []string{"/data"}, Labels: map[string]string{"new": "2"},
+		RemoveEnv: []string{"DEBUG"}, RemoveExposedPorts: []string{"8080/tcp"}, RemoveVolumes: []string{"/tmp"}, RemoveLabels: []string{"old"},
 	}
-	if !reflect.DeepEqual(all, want) || !reflect.DeepEqual(*edits, want[1]) {
-		t.Errorf("edits\n%+v\nwant\n%+v", all, want)
+	if !reflect.DeepEqual(*edits, want) {
+		t.Errorf("edits\n%+v\nwant\n%+v", *edits, want)
+	}
+	// The run's overrides, which --image-overrides keeps (the library's keptEdits turns them into edits).
+	wantOv := runner.Overrides{SetEntrypoint: true, Entrypoint: []string{"/bin/run"}, Workdir: "/run",
+		Env: []string{"FROM_FILE=1", "A=file", "A=flag"}, Expose: []string{"9000/tcp", "9001/tcp"},
+		Volumes: []string{"/cache"}, Labels: map[string]string{"run": "1"}}
+	if ov := b.overrides(); !reflect.DeepEqual(ov, wantOv) {
+		t.Errorf("overrides\n%+v\nwant\n%+v", ov, wantOv)
 	}
 	if !slices.Equal(o.spec.Volumes, []string{"/cache"}) {
 		t.Errorf("the sandbox's volumes %v", o.spec.Volumes)
@@ -175,52 +145,13 @@ func TestImageEdits(t *testing.T) {
 
 	// A single space clears; nothing given is no edit at all.
 	cli, _ = parseCLI(t, "build", "--new-entrypoint", " ", "IMAGE")
-	all, _, err = cli.Build.imageEdits(nil, cli.Build.overrides(), &cli.Build.RunFlags)
-	if err != nil || len(all) != 1 || !all[0].SetEntrypoint || all[0].Entrypoint != nil || all[0].SetCmd {
-		t.Errorf("clear: %+v %v", all, err)
+	edits, err = cli.Build.ImageFlags.edits()
+	if err != nil || !edits.SetEntrypoint || edits.Entrypoint != nil || edits.SetCmd {
+		t.Errorf("clear: %+v %v", edits, err)
 	}
 	cli, _ = parseCLI(t, "build", "--cmd", "x", "IMAGE")
-	if all, _, _ = cli.Build.imageEdits(nil, cli.Build.overrides(), &cli.Build.RunFlags); len(all) != 0 {
-		t.Errorf("overrides not kept, no new instructions: %+v", all)
-	}
-}
-
-// docker run's semantics for the observation's overrides, and what verify runs the slim image with.
-func TestRunOverrides(t *testing.T) {
-	img := v1.Config{Entrypoint: []string{"python3", "app.py"}, Cmd: []string{"--fast"}, WorkingDir: "/app", Env: []string{"A=img", "B=img"}, User: "app"}
-	ov := runOverrides{entrypoint: []string{"/bin/sh"}, hasEntrypoint: true, workdir: "/tmp", user: "0", env: []string{"A=run", "C=run"}, expose: []string{"9090/tcp"}}
-	got := ov.apply(img)
-	if !slices.Equal(got.Entrypoint, []string{"/bin/sh"}) || got.Cmd != nil || got.WorkingDir != "/tmp" || got.User != "0" ||
-		!slices.Equal(got.Env, []string{"A=run", "B=img", "C=run"}) || len(got.ExposedPorts) != 1 {
-		t.Errorf("--entrypoint clears CMD, the rest replaced: %+v", got)
-	}
-	if !slices.Equal(img.Env, []string{"A=img", "B=img"}) {
-		t.Errorf("the image's config was changed: %v", img.Env)
-	}
-	ov.cmd, ov.hasCmd = []string{"-c", "true"}, true
-	if got := ov.apply(img); !slices.Equal(got.Cmd, []string{"-c", "true"}) {
-		t.Errorf("--entrypoint with --cmd: %v", got.Cmd)
-	}
-
-	for _, tc := range []struct {
-		name  string
-		kept  map[string]bool
-		edits *emit.ConfigEdits
-		want  runOverrides
-	}{
-		{"nothing kept or edited: the same run", nil, nil, ov},
-		{"all kept: only --user stays", map[string]bool{"entrypoint": true, "cmd": true, "workdir": true, "env": true}, nil,
-			runOverrides{user: "0", expose: ov.expose}},
-		{"--new-cmd replaces --cmd; --entrypoint stays (podman's --entrypoint clears it)", nil, &emit.ConfigEdits{SetCmd: true, Cmd: []string{"serve"}},
-			runOverrides{entrypoint: ov.entrypoint, hasEntrypoint: true, workdir: "/tmp", user: "0", env: ov.env, expose: ov.expose}},
-		{"--new-entrypoint, --new-workdir, and variables --new-env or --remove-env name", nil,
-			&emit.ConfigEdits{SetEntrypoint: true, WorkingDir: "/srv", Env: []string{"A=new"}, RemoveEnv: []string{"C"}},
-			runOverrides{cmd: ov.cmd, hasCmd: true, user: "0", expose: ov.expose}},
-	} {
-		got := ov.forVerify(tc.kept, tc.edits)
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.want)
-		}
+	if edits, _ = cli.Build.ImageFlags.edits(); !edits.Empty() {
+		t.Errorf("no new instructions: %+v", edits)
 	}
 }
 

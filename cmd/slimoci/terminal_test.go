@@ -64,7 +64,7 @@ func hostileLayout(t *testing.T) string {
 func TestInfoEscapesControls(t *testing.T) {
 	dir := hostileLayout(t)
 	df := filepath.Join(t.TempDir(), "Dockerfile")
-	out, errs, code := slimoci(t, "info", "--dockerfile", df, "oci:"+dir+":v1")
+	out, errs, code := runCLI(t, "info", "--dockerfile", df, "oci:"+dir+":v1")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -88,7 +88,7 @@ func TestInfoEscapesControls(t *testing.T) {
 		t.Errorf("the Dockerfile file does not keep the bytes: %v\n%q", err, b)
 	}
 
-	out, errs, code = slimoci(t, "info", "--json", "oci:"+dir+":v1")
+	out, errs, code = runCLI(t, "info", "--json", "oci:"+dir+":v1")
 	if code != 0 {
 		t.Fatalf("--json: exit %d: %s", code, errs)
 	}
@@ -112,7 +112,7 @@ func TestErrorEscapesControls(t *testing.T) {
 		{"info", "--platform", "linux/arm64/" + clear, "oci:" + dir + ":v1"},
 		{"no-such-command" + retitle},
 	} {
-		out, errs, code := slimoci(t, args...)
+		out, errs, code := runCLI(t, args...)
 		if code == 0 {
 			t.Fatalf("%q: exit 0: %s", args, out)
 		}

@@ -41,7 +41,7 @@ func TestWorkDirSquatted(t *testing.T) {
 	}
 	layout, _ := sampleLayout(t)
 	state := filepath.Join(t.TempDir(), "state")
-	out, errs, code := slimoci(t, "profile", "--sensor", os.Args[0], "--state-path", state, "--work-dir", shm, "oci:"+layout+":v1")
+	out, errs, code := runCLI(t, "profile", "--sensor", os.Args[0], "--state-path", state, "--work-dir", shm, "oci:"+layout+":v1")
 	want := "slimoci: unsafe work directory: " + squat + " is a symlink"
 	if code != 1 || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "--work-dir") {
 		t.Errorf("exit %d, stderr %q: want one line starting %q and naming --work-dir (stdout %q)", code, errs, want, out)

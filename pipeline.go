@@ -1,8 +1,7 @@
-package emit
+package slimoci
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -16,38 +15,41 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/rootfs"
 	"github.com/slimoci/slimoci/runner"
 )
 
-// BuildOptions drive Build.
-type BuildOptions struct {
+// pipelineOptions drive runPipeline: Build's stages once the image is unpacked and the run prepared.
+type pipelineOptions struct {
 	// Tree is the fat image, unpacked.
 	Tree *rootfs.Tree
 	// Observe runs the app over an unpacked tree (the fat one, then each slim one) with the same probes.
-	Observe func(ctx context.Context, treeDir string) (*runner.Observation, error)
+	// round is 0 for the fat image's run, then each verify round's number.
+	Observe func(ctx context.Context, treeDir string, round int) (*runner.Observation, error)
 	// ObserveSlim, when set, runs verify's observations instead of Observe: it gets the slim tree, whose
 	// config (Image.Edits applied) may run the app otherwise than the fat one's.
-	ObserveSlim func(ctx context.Context, tree *rootfs.Tree) (*runner.Observation, error)
+	ObserveSlim func(ctx context.Context, tree *rootfs.Tree, round int) (*runner.Observation, error)
 	// Closure says what to keep besides what was observed (Observed is Build's; Build adds to Extra what
 	// verify finds missing).
 	Closure rootfs.ClosureOptions
-	Image   ImageOptions
+	Image   emit.ImageOptions
 	// Verify runs the slim image with the same probes; Rounds bounds the repairs (default 3).
 	Verify bool
 	Rounds int
 	// Sabotage, when set, edits the first closure (tests use it to break a build that verify must repair).
 	Sabotage func(keep map[string][]string)
 	Logger   *slog.Logger
+	progress *progress
 }
 
-// BuildResult is what Build made and saw.
-type BuildResult struct {
+// pipelineResult is what runPipeline made and saw.
+type pipelineResult struct {
 	Fat     *runner.Observation
 	Slim    *runner.Observation // the last verify run; nil without verify
 	Closure *rootfs.Closure
 	Image   v1.Image
-	Stats   *LayerStats
+	Stats   *emit.LayerStats
 	// Added are the paths verify found the slim image missing and added back.
 	Added []string
 	// Rounds is how many slim images were built.
@@ -56,24 +58,29 @@ type BuildResult struct {
 	Timings map[string]time.Duration
 }
 
-// ErrVerify is a slim image that does not behave as the fat one, even after repairs.
-var ErrVerify = errors.New("the slim image does not work as the fat one")
-
-// Build observes the fat image's app, computes what to keep, writes the slim image and, with Verify, runs
+// runPipeline observes the fat image's app, computes what to keep, writes the slim image and, with Verify, runs
 // it under the same probes: when it does not answer as the fat one did, what its run looked up and missed
 // (and the fat image has) is added back and the image rebuilt, up to Rounds times.
-func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
+func runPipeline(ctx context.Context, o pipelineOptions) (*pipelineResult, error) {
 	if o.Rounds <= 0 {
 		o.Rounds = 3
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	res := &BuildResult{Timings: map[string]time.Duration{}}
-	stage := func(name string, start time.Time) { res.Timings[name] += time.Since(start) }
+	res := &pipelineResult{Timings: map[string]time.Duration{}}
+	stage := func(name Stage, start time.Time, round int) {
+		d := time.Since(start)
+		res.Timings[string(name)] += d
+		o.progress.send(Event{Stage: name, Kind: Finished, Round: round, Elapsed: d})
+	}
+	begin := func(name Stage, round int) time.Time {
+		o.progress.send(Event{Stage: name, Kind: Started, Round: round})
+		return time.Now()
+	}
 
-	start := time.Now()
-	fat, err := o.Observe(ctx, o.Tree.Dir)
+	start := begin(StageObserve, 0)
+	fat, err := o.Observe(ctx, o.Tree.Dir, 0)
 	if err != nil {
 		if fat != nil {
 			// A limit hit or a full record: the observation is kept for the report, the build stops.
@@ -82,10 +89,10 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		}
 		return nil, fmt.Errorf("observing the app: %w", err)
 	}
-	stage("observe", start)
+	stage(StageObserve, start, 0)
 	res.Fat = fat
 	if err := fat.ProbeError(); err != nil {
-		return res, err
+		return res, appError{err}
 	}
 	copts := o.Closure
 	copts.Observed = fat.Record.Files
@@ -94,7 +101,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		copts.Extra = map[string]string{}
 	}
 	for round := 1; ; round++ {
-		start = time.Now()
+		start = begin(StageClosure, round)
 		c, err := o.Tree.ComputeClosure(copts)
 		if err != nil {
 			return res, fmt.Errorf("computing what to keep: %w", err)
@@ -103,23 +110,23 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if round == 1 && o.Sabotage != nil {
 			o.Sabotage(c.Keep)
 		}
-		stage("closure", start)
+		stage(StageClosure, start, round)
 		res.Closure, res.Rounds = c, round
 
-		start = time.Now()
-		img, stats, err := SlimImage(o.Tree, c.Keep, o.Image)
+		start = begin(StageEmit, round)
+		img, stats, err := emit.SlimImage(o.Tree, c.Keep, o.Image)
 		if err != nil {
 			return nil, fmt.Errorf("writing the slim image: %w", err)
 		}
-		stage("emit", start)
+		stage(StageEmit, start, round)
 		res.Image, res.Stats = img, stats
 		if !o.Verify {
 			return res, nil
 		}
 
-		start = time.Now()
-		slim, reasons, err := verify(ctx, o, img, fat)
-		stage("verify", start)
+		start = begin(StageVerify, round)
+		slim, reasons, err := verify(ctx, o, img, fat, round)
+		stage(StageVerify, start, round)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +147,7 @@ func Build(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 }
 
 // verify unpacks the slim image and observes it, returning why it does not behave as the fat one.
-func verify(ctx context.Context, o BuildOptions, img v1.Image, fat *runner.Observation) (*runner.Observation, []string, error) {
+func verify(ctx context.Context, o pipelineOptions, img v1.Image, fat *runner.Observation, round int) (*runner.Observation, []string, error) {
 	dir, err := os.MkdirTemp(o.Image.Dir, "verify-")
 	if err != nil {
 		return nil, nil, err
@@ -150,9 +157,9 @@ func verify(ctx context.Context, o BuildOptions, img v1.Image, fat *runner.Obser
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpacking the slim image: %w", err)
 	}
-	observe := func() (*runner.Observation, error) { return o.Observe(ctx, tree.Dir) }
+	observe := func() (*runner.Observation, error) { return o.Observe(ctx, tree.Dir, round) }
 	if o.ObserveSlim != nil {
-		observe = func() (*runner.Observation, error) { return o.ObserveSlim(ctx, tree) }
+		observe = func() (*runner.Observation, error) { return o.ObserveSlim(ctx, tree, round) }
 	}
 	slim, err := observe()
 	if err != nil {
@@ -267,8 +274,8 @@ type Dropped struct {
 	Size int64  `json:"size"`
 }
 
-// DroppedPaths lists the fat image's entries not kept, with their sizes.
-func DroppedPaths(ix *rootfs.Index, keep map[string][]string) []Dropped {
+// droppedPaths lists the fat image's entries not kept, with their sizes.
+func droppedPaths(ix *rootfs.Index, keep map[string][]string) []Dropped {
 	var out []Dropped
 	ix.Walk(func(e *rootfs.Entry) error {
 		if keep[e.Path] == nil && e.Path != "/" {
@@ -279,9 +286,9 @@ func DroppedPaths(ix *rootfs.Index, keep map[string][]string) []Dropped {
 	return out
 }
 
-// TopDropped sums the dropped sizes by directory, depth levels down ("/usr/lib/jvm" at depth 3), and
+// topDropped sums the dropped sizes by directory, depth levels down ("/usr/lib/jvm" at depth 3), and
 // returns the n largest.
-func TopDropped(dropped []Dropped, depth, n int) []Dropped {
+func topDropped(dropped []Dropped, depth, n int) []Dropped {
 	sums := map[string]int64{}
 	for _, d := range dropped {
 		if d.Size == 0 {

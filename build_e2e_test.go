@@ -1,4 +1,4 @@
-package emit
+package slimoci
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slimoci/slimoci/emit"
 	"github.com/slimoci/slimoci/internal/testbed"
 	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/rootfs"
@@ -66,14 +67,14 @@ func TestE2EBuildVerifyRepairs(t *testing.T) {
 	spec := runner.Spec{Args: append(cfg.Entrypoint, cfg.Cmd...), Env: cfg.Env, Cwd: cfg.WorkingDir, Sensor: sensorBin, AllSyscalls: true}
 	plan := runner.Plan{HTTP: []runner.HTTPCommand{{Method: "GET", Resource: "/"}}, Ports: []int{8080}, ProbeTimeout: 20 * time.Second}
 	runs := 0
-	res, err := Build(ctx, BuildOptions{
+	res, err := runPipeline(ctx, pipelineOptions{
 		Tree: tree,
-		Observe: func(ctx context.Context, dir string) (*runner.Observation, error) {
+		Observe: func(ctx context.Context, dir string, _ int) (*runner.Observation, error) {
 			runs++
 			return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", string(rune('a'+runs))), WorkRoot: filepath.Dir(work)})
 		},
 		Closure:  rootfs.ClosureOptions{Certs: true, Workdir: cfg.WorkingDir},
-		Image:    ImageOptions{Source: "python", Dir: work},
+		Image:    emit.ImageOptions{Source: "python", Dir: work},
 		Verify:   true,
 		Sabotage: func(keep map[string][]string) { delete(keep, "/app/app.py") },
 	})
@@ -91,13 +92,13 @@ func TestE2EBuildVerifyRepairs(t *testing.T) {
 	}
 
 	// With a single round allowed, the same sabotage fails the build, saying why.
-	_, err = Build(ctx, BuildOptions{
+	_, err = runPipeline(ctx, pipelineOptions{
 		Tree: tree,
-		Observe: func(ctx context.Context, dir string) (*runner.Observation, error) {
+		Observe: func(ctx context.Context, dir string, _ int) (*runner.Observation, error) {
 			runs++
 			return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", string(rune('a'+runs))), WorkRoot: filepath.Dir(work)})
 		},
-		Image: ImageOptions{Source: "python", Dir: work}, Verify: true, Rounds: 1,
+		Image: emit.ImageOptions{Source: "python", Dir: work}, Verify: true, Rounds: 1,
 		Sabotage: func(keep map[string][]string) { delete(keep, "/app/app.py") },
 	})
 	if err == nil || !errors.Is(err, ErrVerify) {
@@ -117,16 +118,16 @@ func TestE2EBuildVerifyHealthcheck(t *testing.T) {
 	plan := runner.Plan{HTTP: []runner.HTTPCommand{{Method: "GET", Resource: "/"}}, Ports: []int{8080}, ProbeTimeout: 20 * time.Second,
 		Healthcheck: runner.HealthcheckFromConfig(cfg.Healthcheck)}
 	runs := 0
-	build := func(lose string, rounds int) (*BuildResult, error) {
-		return Build(ctx, BuildOptions{
+	build := func(lose string, rounds int) (*pipelineResult, error) {
+		return runPipeline(ctx, pipelineOptions{
 			Tree: tree,
-			Observe: func(ctx context.Context, dir string) (*runner.Observation, error) {
+			Observe: func(ctx context.Context, dir string, _ int) (*runner.Observation, error) {
 				runs++
 				return runner.Observe(ctx, dir, spec, plan, &runner.Options{StateDir: filepath.Join(work, "sandbox", fmt.Sprint(runs)), WorkRoot: filepath.Dir(work)})
 			},
 			// Nothing included by hand: httpd's chdir into its symlinked document root is recorded.
 			Closure:  rootfs.ClosureOptions{Certs: true},
-			Image:    ImageOptions{Source: "web", Dir: work},
+			Image:    emit.ImageOptions{Source: "web", Dir: work},
 			Verify:   true,
 			Rounds:   rounds,
 			Sabotage: func(keep map[string][]string) { delete(keep, lose) },

@@ -1,4 +1,4 @@
-package emit
+package slimoci
 
 import (
 	"slices"
@@ -65,7 +65,7 @@ func TestMissedPathsAndDropped(t *testing.T) {
 	if got := missedPaths(slim, ix, keep); !slices.Equal(got, []string{"/lib/b.so"}) {
 		t.Errorf("missed %v", got)
 	}
-	dropped := DroppedPaths(ix, keep)
+	dropped := droppedPaths(ix, keep)
 	var paths []string
 	for _, d := range dropped {
 		paths = append(paths, d.Path)
@@ -73,7 +73,7 @@ func TestMissedPathsAndDropped(t *testing.T) {
 	if !slices.Equal(paths, []string{"/usr/lib/b.so", "/usr/share", "/usr/share/doc", "/usr/share/doc/x"}) {
 		t.Errorf("dropped %v", paths)
 	}
-	top := TopDropped(dropped, 2, 5)
+	top := topDropped(dropped, 2, 5)
 	if len(top) != 2 || top[0] != (Dropped{Path: "/usr/lib", Size: 5000}) || top[1] != (Dropped{Path: "/usr/share", Size: 700}) {
 		t.Errorf("top dropped %v", top)
 	}
