@@ -188,7 +188,8 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	res = &BuildResult{Image: ref.String(), SourceDigest: digestOf(src), Args: fatRun.spec.Args, User: fatRun.user, StateDir: bo.StateDir}
+	res = &BuildResult{Image: ref.String(), SourceDigest: digestOf(src), Args: fatRun.spec.Args, User: fatRun.user, StateDir: bo.StateDir,
+		Warnings: []string{}}
 
 	// The slim image's config: the overrides it keeps, then the edits.
 	edits := slices.DeleteFunc([]emit.ConfigEdits{keptEdits(kept, bo.Run.Config.Overrides), bo.Edits}, func(e emit.ConfigEdits) bool { return e.Empty() })

@@ -11,9 +11,10 @@ import (
 
 // User is who the app runs as.
 type User struct {
-	UID, GID int
-	Groups   []int
-	Home     string
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid"`
+	Groups []int  `json:"groups,omitempty"`
+	Home   string `json:"home"`
 }
 
 // ResolveUser resolves an image's USER ("", "name", "uid", "name:group", "uid:gid"...) through the image's
