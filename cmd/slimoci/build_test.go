@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -98,9 +99,21 @@ func TestE2EBuildPush(t *testing.T) {
 	for _, s := range testbed.Samples {
 		t.Run(s, func(t *testing.T) {
 			state := filepath.Join(t.TempDir(), "state")
-			out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state, "--push", registry.Addr+"/samples/"+s+":oci")
+			out, errs, code := runCLI(t, "build", "--json", "--sensor", sensorBin, "--state-path", state, "--push", registry.Addr+"/samples/"+s+":oci")
 			if code != 0 {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
+			}
+			// --json: stdout is one JSON document, and jq finds the digest in it.
+			var res slimoci.BuildResult
+			dec := json.NewDecoder(strings.NewReader(out))
+			if err := dec.Decode(&res); err != nil || dec.More() {
+				t.Fatalf("stdout is not one JSON document (%v): %s", err, out)
+			}
+			jq := exec.Command("jq", "-e", "-r", ".digest")
+			jq.Stdin = strings.NewReader(out)
+			digest, err := jq.Output()
+			if err != nil || strings.TrimSpace(string(digest)) != res.Digest || !strings.HasPrefix(res.Digest, "sha256:") {
+				t.Fatalf("jq -e .digest: %q %v (document's %q)", digest, err, res.Digest)
 			}
 			r := buildReport(t, state)
 			slim := registry.Addr + "/samples/" + s + ".slim:oci"
@@ -113,6 +126,14 @@ func TestE2EBuildPush(t *testing.T) {
 			raw, err := testbed.Skopeo(ctx, "inspect", "--tls-verify=false", "--raw", "docker://"+slim)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The digest --json gave is the pushed manifest's.
+			if pushed := fmt.Sprintf("sha256:%x", sha256.Sum256(raw)); pushed != res.Digest || r.Slim != res.Digest {
+				t.Errorf("pushed manifest %s, --json's digest %s, report's %s", pushed, res.Digest, r.Slim)
+			}
+			if res.SlimBytes != r.SlimSize || res.FatBytes != r.FatSize || len(res.Stages) < 5 || res.VerifyRounds != r.Rounds ||
+				len(res.Destinations) != 1 || res.Destinations[0] != "docker://"+slim {
+				t.Errorf("--json document %+v, report %+v", res, r)
 			}
 			var m struct {
 				MediaType string

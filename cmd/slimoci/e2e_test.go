@@ -386,6 +386,21 @@ func TestE2EProfile(t *testing.T) {
 		t.Errorf("the command's import of json is not in the record")
 	}
 
+	// --json: stdout is the report alone, one document.
+	out, errs, code = runCLI(t, "profile", "--json", "--sensor", sensorBin, "--state-path", t.TempDir(), "oci:"+bed.Layout("python")+":latest")
+	var doc struct {
+		Image  string
+		Args   []string
+		Probes []struct{ Status int }
+		Record struct{ Files map[string][]string }
+		Stages []struct{ Stage string }
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(&doc); code != 0 || err != nil || dec.More() || len(doc.Probes) != 1 || doc.Probes[0].Status != 200 ||
+		len(doc.Record.Files["/app/app.py"]) == 0 || len(doc.Stages) != 2 {
+		t.Errorf("profile --json: exit %d, %v: %.300s %s", code, err, out, errs)
+	}
+
 	// podman runs the same image under the seccomp profile, and it answers.
 	podmanGet(t, "localhost/slimoci/python:latest", "--security-opt", "seccomp="+filepath.Join(state, "seccomp.json"))
 }
