@@ -11,7 +11,7 @@ GO ?= go
 BIN := bin/slimoci
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps testbed test unit e2e fuzz lint demo bench-unpack bench-sensor bench-build clean
+.PHONY: all build deps testbed test unit e2e fuzz lint demo man bench-unpack bench-sensor bench-build clean
 
 all: build
 
@@ -57,6 +57,12 @@ lint:
 demo: testbed build
 	testdata/demo.sh
 
+# man writes the man pages, made from the command line's definition, into man/: slimoci.1 and one page per
+# command (slimoci-build.1, ...). `man -l man/slimoci.1` reads one.
+man: build
+	rm -rf man
+	$(BIN) man man
+
 # bench-unpack: slimoci unpack against umoci unpack and tar -xf on the Java sample (medians and ratios).
 bench-unpack: testbed build
 	testdata/bench/unpack.sh
@@ -70,4 +76,4 @@ bench-build: testbed build
 	testdata/bench/build.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin man

@@ -29,6 +29,9 @@ type CLI struct {
 	Build   BuildCmd   `cmd:"" help:"Make a slim image: observe the app, keep what it needs, write one layer, verify it, push or write it."`
 	Profile ProfileCmd `cmd:"" help:"Run the image's app in a sandbox under slimoci's sensor, probe it, and record what it used."`
 	Version VersionCmd `cmd:"" help:"Print slimoci's version and the versions of Go and its libraries."`
+
+	Completion CompletionCmd `cmd:"" help:"Print the script that makes bash, zsh or fish complete slimoci's commands, flags and arguments."`
+	Man        ManCmd        `cmd:"" hidden:"" help:"Write slimoci's man pages into a directory (make man)."`
 }
 
 // Globals are the flags every command takes.

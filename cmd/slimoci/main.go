@@ -15,5 +15,10 @@ func init() {
 }
 
 func main() {
+	// A shell completing a slimoci line (the script `slimoci completion SHELL` prints) runs the binary with
+	// COMP_LINE set and no arguments: answer it instead of running a command.
+	if completeFromEnv(os.Stdout) {
+		return
+	}
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
