@@ -27,8 +27,7 @@ fixtures=(layers)
 # built FROM localhost/slimoci/python, so they come after it.
 hostiles=(hostile hostile-content)
 # zsh, fish, man-db and groff-base: the completion and man page tests (cmd/slimoci/completion_test.go).
-# zsh, fish, man-db and groff-base: the completion and man page tests (cmd/slimoci/completion_test.go).
-packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base zsh fish man-db groff-base)
+packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base)
 # bare_packages are installed without their recommends (linux-source's are a kernel build's toolchain):
 # linux-source-6.12 is the kernel source the sensor's syscall tables are generated from, which
 # sensor/pathcalls_test.go checks them against.
