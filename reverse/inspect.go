@@ -62,7 +62,19 @@ type Config struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	StopSignal   string            `json:"stopSignal,omitempty"`
 	Shell        []string          `json:"shell,omitempty"`
-	Healthcheck  *v1.HealthConfig  `json:"healthcheck,omitempty"`
+	Healthcheck  *Healthcheck      `json:"healthcheck,omitempty"`
+}
+
+// Healthcheck is the config's HEALTHCHECK as the image states it (0 for what it leaves to the runtime). It is
+// ggcr's v1.HealthConfig with lowerCamel JSON names, as the rest of Info (v1.HealthConfig's are docker's
+// Test, Interval, ...); durations are nanoseconds, named so as runner.Healthcheck's in report.json.
+type Healthcheck struct {
+	// Test is ["NONE"], ["CMD", args...] or ["CMD-SHELL", command].
+	Test        []string      `json:"test,omitempty"`
+	Interval    time.Duration `json:"intervalNs,omitempty"`
+	Timeout     time.Duration `json:"timeoutNs,omitempty"`
+	StartPeriod time.Duration `json:"startPeriodNs,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
 }
 
 // History is one history entry with its Dockerfile instruction.
@@ -254,7 +266,10 @@ func platform(cf *v1.ConfigFile) string {
 func config(c v1.Config) Config {
 	out := Config{
 		User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir,
-		Labels: c.Labels, StopSignal: c.StopSignal, Shell: c.Shell, Healthcheck: c.Healthcheck,
+		Labels: c.Labels, StopSignal: c.StopSignal, Shell: c.Shell,
+	}
+	if h := c.Healthcheck; h != nil {
+		out.Healthcheck = &Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 	}
 	for p := range c.ExposedPorts {
 		out.ExposedPorts = append(out.ExposedPorts, p)

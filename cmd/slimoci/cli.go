@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,6 +47,16 @@ type Globals struct {
 	logger *slog.Logger
 }
 
+// Validate refuses a --platform that does not parse before any command starts: a usage error.
+func (g *Globals) Validate() error {
+	if g.Platform != "" {
+		if _, err := oci.ParsePlatform(g.Platform); err != nil {
+			return fmt.Errorf("--platform: %w", err)
+		}
+	}
+	return nil
+}
+
 // ociOptions turns the global flags into options for the oci package.
 func (g *Globals) ociOptions() (*oci.Options, error) {
 	o := &oci.Options{
@@ -84,8 +93,11 @@ const description = `slimoci makes container images smaller without a Docker dae
 Image references: registry/repo:tag, registry/repo@sha256:..., docker://...; oci:DIR[:tag|@digest];
 docker-archive:FILE[:name:tag]; oci-archive:FILE[:tag]; or a plain path to an OCI layout or an archive.`
 
-// Main parses args, runs the command and renders its error as one line on stderr. It returns the exit code:
-// 0 on success, 1 when the command fails, 2 for a command line that does not parse.
+// Main parses args, runs the command and renders its error as one line on stderr. It returns the exit code
+// (exitcode.go): 0 on success, 2 for a command line that does not parse or that a command refuses, 3 for an
+// image or registry error, 4 for an app that did not run or answered no probe, 5 for a failed verify, 130
+// when interrupted, 1 for anything else. With --json, stdout holds the command's one document and nothing
+// else (README: "Exit codes").
 func Main(args []string, stdout, stderr io.Writer) int {
 	var cli CLI
 	exit := -1
@@ -97,16 +109,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		kong.Exit(func(code int) { exit = code }),
 	)
 	if err != nil {
-		fmt.Fprintf(stderr, "slimoci: %s\n", termsafe.String(oneLine(err)))
-		return 2
+		return fail(stderr, err, exitFailure)
 	}
 	kctx, err := parser.Parse(args)
 	if exit >= 0 {
 		return exit // --help
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "slimoci: %s\n", termsafe.String(oneLine(err)))
-		return 2
+		return fail(stderr, err, exitUsage)
 	}
 	level := slog.LevelWarn
 	if cli.Debug {
@@ -120,14 +130,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(&cli.Globals); err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(stderr, "slimoci: interrupted")
-			return 130
-		}
-		fmt.Fprintf(stderr, "slimoci: %s\n", termsafe.String(oneLine(err)))
-		return 1
+		return fail(stderr, err, exitCode(err, ctx.Err() != nil))
 	}
-	return 0
+	return exitOK
+}
+
+// fail writes err as one line on stderr and returns code.
+func fail(stderr io.Writer, err error, code int) int {
+	if code == exitInterrupted {
+		fmt.Fprintln(stderr, "slimoci: interrupted")
+	} else {
+		fmt.Fprintf(stderr, "slimoci: %s\n", termsafe.String(oneLine(err)))
+	}
+	return code
 }
 
 // oneLine keeps an error to one line: registries sometimes answer with multi-line bodies. Main escapes what

@@ -14,10 +14,9 @@ import (
 	"github.com/slimoci/slimoci/reverse"
 )
 
-// InfoCmd describes an image.
+// InfoCmd describes an image. With --json it prints the reverse.Info it renders, as one JSON document.
 type InfoCmd struct {
 	Image      string `arg:"" help:"Image to describe." name:"IMAGE"`
-	JSON       bool   `help:"Print one JSON document instead of text." name:"json"`
 	Dockerfile string `help:"Also write the reverse-engineered Dockerfile to FILE." placeholder:"FILE" type:"path"`
 	NoMeasure  bool   `help:"Do not read the layers: uncompressed sizes stay unknown and layer blobs are not verified."`
 }
@@ -37,10 +36,8 @@ func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
 			return fmt.Errorf("writing Dockerfile %s: %w", c.Dockerfile, err)
 		}
 	}
-	if c.JSON {
-		enc := json.NewEncoder(termsafe.NewJSONWriter(g.stdout))
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+	if g.JSON {
+		return g.printJSON(info)
 	}
 	return renderInfo(g.stdout, info)
 }

@@ -23,23 +23,40 @@ var libraries = []string{
 	"golang.org/x/sys",
 }
 
+// versionResult is version's --json document.
+type versionResult struct {
+	Version string `json:"version"`
+	// Go is the toolchain's version without its "go" prefix ("1.26.0"); Platform is os/arch.
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+	// Libraries maps each of libraries the binary holds to its module version.
+	Libraries map[string]string `json:"libraries"`
+}
+
 func (c *VersionCmd) Run(g *Globals) error {
-	fmt.Fprintf(g.stdout, "slimoci %s\n", version)
-	fmt.Fprintf(g.stdout, "go %s %s/%s\n", strings.TrimPrefix(runtime.Version(), "go"), runtime.GOOS, runtime.GOARCH)
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return nil
-	}
-	deps := map[string]string{}
-	for _, d := range bi.Deps {
-		v := d.Version
-		if d.Replace != nil {
-			v = d.Replace.Version
+	r := versionResult{Version: version, Go: strings.TrimPrefix(runtime.Version(), "go"), Platform: runtime.GOOS + "/" + runtime.GOARCH,
+		Libraries: map[string]string{}}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		deps := map[string]string{}
+		for _, d := range bi.Deps {
+			v := d.Version
+			if d.Replace != nil {
+				v = d.Replace.Version
+			}
+			deps[d.Path] = v
 		}
-		deps[d.Path] = v
+		for _, l := range libraries {
+			if v, ok := deps[l]; ok {
+				r.Libraries[l] = v
+			}
+		}
 	}
+	if g.JSON {
+		return g.printJSON(r)
+	}
+	fmt.Fprintf(g.stdout, "slimoci %s\ngo %s %s\n", r.Version, r.Go, r.Platform)
 	for _, l := range libraries {
-		if v, ok := deps[l]; ok {
+		if v, ok := r.Libraries[l]; ok {
 			fmt.Fprintf(g.stdout, "%s %s\n", l, v)
 		}
 	}
