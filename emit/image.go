@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -20,6 +21,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/slimoci/slimoci/internal/throttle"
+	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/rootfs"
 )
 
@@ -46,6 +49,18 @@ type ImageOptions struct {
 	// Edits change the source's config, in order (build: the observation's overrides --image-overrides
 	// keeps, then the --new-* and --remove-* flags); none keeps it as it is.
 	Edits []ConfigEdits
+	// Progress, when set, is told the entries and file bytes written to the layer so far, of those kept,
+	// at most ten times a second and once more with the final counts before SlimImage returns; never
+	// concurrently.
+	Progress func(LayerProgress)
+}
+
+// LayerProgress is how far the slim layer's writing is.
+type LayerProgress struct {
+	// Files counts the entries written of TotalFiles kept; Bytes the file contents written (a hardlink's
+	// once), of TotalBytes.
+	Files, TotalFiles int64
+	Bytes, TotalBytes int64
 }
 
 // DockerFormat says whether a slim image should be written with Docker media types (ImageOptions.Docker):
@@ -98,7 +113,13 @@ func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.
 		return nil, nil, err
 	}
 	raw := &hashWriter{w: zw, h: sha256.New()}
-	stats, err := writeLayer(raw, tree, keep, o.Epoch)
+	c := &layerCounts{}
+	if o.Progress != nil {
+		c.totalFiles, c.totalBytes = keptTotals(tree, keep)
+	}
+	stop := throttle.Start(c.progress, o.Progress)
+	stats, err := writeLayer(raw, tree, keep, o.Epoch, c)
+	stop()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,10 +130,11 @@ func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.
 	l.diffID = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(raw.h.Sum(nil))}
 	l.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressed.h.Sum(nil))}
 	l.size = compressed.n
-	layer, err := partial.CompressedToLayer(l)
+	full, err := partial.CompressedToLayer(l)
 	if err != nil {
 		return nil, nil, err
 	}
+	layer := &countedLayer{Layer: full, file: l}
 	img, err := slimConfig(tree.Config, layer, l.diffID, stats, o)
 	return img, stats, err
 }
@@ -175,13 +197,46 @@ func slimConfig(src *v1.ConfigFile, layer v1.Layer, diffID v1.Hash, stats *Layer
 	return mutate.Annotations(img, ann).(v1.Image), nil
 }
 
-// writeLayer writes the tar stream of keep's entries.
-func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch *time.Time) (*LayerStats, error) {
+// layerCounts are the slim layer's progress counters: writeLayer adds, throttle reads.
+type layerCounts struct {
+	files, bytes           atomic.Int64
+	totalFiles, totalBytes int64
+}
+
+func (c *layerCounts) progress() LayerProgress {
+	return LayerProgress{Files: c.files.Load(), TotalFiles: c.totalFiles, Bytes: c.bytes.Load(), TotalBytes: c.totalBytes}
+}
+
+// keptTotals counts what writeLayer will write: the kept entries, and the bytes of their files, each
+// hardlinked file once.
+func keptTotals(tree *rootfs.Tree, keep map[string][]string) (files, bytes int64) {
+	groups := map[string]bool{}
+	tree.Index.Walk(func(e *rootfs.Entry) error {
+		if !kept(e, keep) {
+			return nil
+		}
+		files++
+		if e.Type == rootfs.TypeFile && (e.HardlinkGroup == "" || !groups[e.HardlinkGroup]) {
+			groups[e.HardlinkGroup] = true
+			bytes += e.Size
+		}
+		return nil
+	})
+	return files, bytes
+}
+
+// kept reports whether writeLayer writes e.
+func kept(e *rootfs.Entry, keep map[string][]string) bool {
+	return e.Path != "/" && keep[e.Path] != nil
+}
+
+// writeLayer writes the tar stream of keep's entries, counting them into c.
+func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch *time.Time, c *layerCounts) (*LayerStats, error) {
 	tw := tar.NewWriter(w)
 	stats := &LayerStats{}
 	firstOfGroup := map[string]string{}
 	err := tree.Index.Walk(func(e *rootfs.Entry) error {
-		if e.Path == "/" || keep[e.Path] == nil {
+		if !kept(e, keep) {
 			return nil
 		}
 		name := strings.TrimPrefix(e.Path, "/")
@@ -228,6 +283,7 @@ func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch 
 			return fmt.Errorf("writing %s: %w", e.Path, err)
 		}
 		stats.Entries++
+		c.files.Add(1)
 		if h.Typeflag != tar.TypeReg || h.Size == 0 {
 			return nil
 		}
@@ -238,6 +294,7 @@ func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch 
 		defer f.Close()
 		n, err := io.CopyN(tw, f, h.Size)
 		stats.Bytes += n
+		c.bytes.Add(n)
 		if err != nil {
 			return fmt.Errorf("reading %s from the tree: %w (it changed since the unpack?)", e.Path, err)
 		}
@@ -275,3 +332,23 @@ func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil 
 func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
 func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
 func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+
+// countedLayer is the slim layer as go-containerregistry completes it, which also says how much of its file
+// a read of its tar consumed (oci.CountedLayer): verify's unpack of the slim image reports progress against
+// the layer's size, as the fat image's does.
+type countedLayer struct {
+	v1.Layer
+	file *fileLayer
+}
+
+var _ oci.CountedLayer = (*countedLayer)(nil)
+
+func (l *countedLayer) UncompressedCounted(read *atomic.Int64) (io.ReadCloser, error) {
+	f, err := os.Open(l.file.path)
+	if err != nil {
+		return nil, err
+	}
+	return oci.Decompress(oci.CountReads(f, read))
+}
+
+func (l *countedLayer) StoredSize() int64 { return l.file.size }

@@ -32,24 +32,32 @@ import (
 func Write(ctx context.Context, img v1.Image, ref Reference, o *Options) error {
 	opts := o.fill()
 	start := time.Now()
+	p := startProgress(opts.Progress)
 	var err error
 	switch ref.Transport {
 	case Registry:
-		err = writeRegistry(ctx, img, ref, opts)
+		err = writeRegistry(ctx, img, ref, opts, p)
 	case Layout:
-		err = writeLayout(ctx, img, ref, opts)
+		err = writeLayout(ctx, img, ref, opts, p)
 	case OCIArchive:
-		err = atomicfile.Write(ref.Path, func(f *os.File) error { return writeOCIArchive(ctx, f, img, ref.Tag) })
+		err = writeArchive(ref.Path, img, p, func(w io.Writer) error { return writeOCIArchive(ctx, w, img, ref.Tag) })
 	case DockerArchive:
-		err = atomicfile.Write(ref.Path, func(f *os.File) error { return writeDockerArchive(f, img, ref) })
+		err = writeArchive(ref.Path, img, p, func(w io.Writer) error { return writeDockerArchive(w, img, ref) })
 	default:
 		err = fmt.Errorf("%w %q", ErrTransport, ref.Transport)
 	}
+	p.finish()
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", ref, err)
 	}
 	opts.Logger.Debug("wrote image", "ref", ref.String(), "took", time.Since(start))
 	return nil
+}
+
+// writeArchive writes an archive file with write, atomically, counting its bytes for p.
+func writeArchive(path string, img v1.Image, p *writeProgress, write func(io.Writer) error) error {
+	p.total.Store(blobsSize(img))
+	return atomicfile.Write(path, func(f *os.File) error { return write(countingWriter{w: f, p: p}) })
 }
 
 // WriteNamed is Write to a layout, an OCI archive or a docker-archive under each of names instead of
@@ -71,10 +79,15 @@ func WriteNamed(ctx context.Context, img v1.Image, ref Reference, names []string
 			}
 		}
 		return nil
-	case OCIArchive:
-		err = atomicfile.Write(ref.Path, func(f *os.File) error { return writeOCIArchive(ctx, f, img, names...) })
-	case DockerArchive:
-		err = atomicfile.Write(ref.Path, func(f *os.File) error { return writeDockerArchive(f, img, ref, names...) })
+	case OCIArchive, DockerArchive:
+		p := startProgress(o.fill().Progress)
+		err = writeArchive(ref.Path, img, p, func(w io.Writer) error {
+			if ref.Transport == OCIArchive {
+				return writeOCIArchive(ctx, w, img, names...)
+			}
+			return writeDockerArchive(w, img, ref, names...)
+		})
+		p.finish()
 	default:
 		err = fmt.Errorf("%w: %s takes one name", ErrReference, ref.Transport)
 	}
@@ -84,7 +97,7 @@ func WriteNamed(ctx context.Context, img v1.Image, ref Reference, names []string
 	return nil
 }
 
-func writeRegistry(ctx context.Context, img v1.Image, ref Reference, o *Options) error {
+func writeRegistry(ctx context.Context, img v1.Image, ref Reference, o *Options, p *writeProgress) error {
 	r, err := ref.registryRef(o.Insecure)
 	if err != nil {
 		return err
@@ -92,7 +105,13 @@ func writeRegistry(ctx context.Context, img v1.Image, ref Reference, o *Options)
 	if _, ok := r.(name.Digest); ok {
 		return fmt.Errorf("%w: push to a tag, not a digest", ErrReference)
 	}
-	return remote.Write(r, img, o.remote(ctx)...)
+	opts := o.remote(ctx)
+	if o.Progress != nil {
+		ch, end := p.forward()
+		defer end()
+		opts = append(opts, remote.WithProgress(ch))
+	}
+	return remote.Write(r, img, opts...)
 }
 
 func writeDockerArchive(w io.Writer, img v1.Image, ref Reference, names ...string) error {
@@ -136,8 +155,9 @@ type blobSink interface {
 }
 
 // putImage writes img's layers, config and manifest into s and returns the manifest's descriptor. Layers go
-// concurrently when the sink allows it (jobs > 1).
-func putImage(ctx context.Context, s blobSink, img v1.Image, jobs int) (v1.Descriptor, error) {
+// concurrently when the sink allows it (jobs > 1). p, when not nil, counts the blobs' bytes, and those of
+// the blobs s has already.
+func putImage(ctx context.Context, s blobSink, img v1.Image, jobs int, p *writeProgress) (v1.Descriptor, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -163,6 +183,7 @@ func putImage(ctx context.Context, s blobSink, img v1.Image, jobs int) (v1.Descr
 				return err
 			}
 			if s.has(d, size) {
+				p.add(size)
 				return nil
 			}
 			rc, err := l.Compressed()
@@ -170,7 +191,7 @@ func putImage(ctx context.Context, s blobSink, img v1.Image, jobs int) (v1.Descr
 				return fmt.Errorf("layer %s: %w", d, err)
 			}
 			defer rc.Close()
-			if err := s.put(d, size, rc); err != nil {
+			if err := s.put(d, size, p.reader(rc)); err != nil {
 				return fmt.Errorf("layer %s: %w", d, err)
 			}
 			return nil
@@ -187,7 +208,7 @@ func putImage(ctx context.Context, s blobSink, img v1.Image, jobs int) (v1.Descr
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	if err := putBytes(s, cfgName, cfg); err != nil {
+	if err := putBytes(s, cfgName, cfg, p); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("config: %w", err)
 	}
 	raw, err := img.RawManifest()
@@ -202,13 +223,14 @@ func putImage(ctx context.Context, s blobSink, img v1.Image, jobs int) (v1.Descr
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	if err := putBytes(s, digest, raw); err != nil {
+	if err := putBytes(s, digest, raw, p); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("manifest: %w", err)
 	}
 	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: digest}, nil
 }
 
-func putBytes(s blobSink, h v1.Hash, b []byte) error {
+func putBytes(s blobSink, h v1.Hash, b []byte, p *writeProgress) error {
+	defer p.add(int64(len(b)))
 	if s.has(h, int64(len(b))) {
 		return nil
 	}
@@ -258,7 +280,7 @@ func (d dirSink) put(h v1.Hash, size int64, r io.Reader) (err error) {
 
 const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
 
-func writeLayout(ctx context.Context, img v1.Image, ref Reference, o *Options) (err error) {
+func writeLayout(ctx context.Context, img v1.Image, ref Reference, o *Options, p *writeProgress) (err error) {
 	target := ref.Path
 	var im *v1.IndexManifest
 	fi, serr := os.Stat(ref.Path)
@@ -296,7 +318,8 @@ func writeLayout(ctx context.Context, img v1.Image, ref Reference, o *Options) (
 	if im == nil {
 		im = &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
 	}
-	desc, err := putImage(ctx, dirSink{root: target}, img, o.Jobs)
+	p.total.Store(blobsSize(img))
+	desc, err := putImage(ctx, dirSink{root: target}, img, o.Jobs, p)
 	if err != nil {
 		return err
 	}
@@ -390,7 +413,7 @@ func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, tags ...str
 	if _, err := io.WriteString(tw, ociLayoutFile); err != nil {
 		return err
 	}
-	desc, err := putImage(ctx, &tarSink{tw: tw, written: map[v1.Hash]bool{}}, img, 1)
+	desc, err := putImage(ctx, &tarSink{tw: tw, written: map[v1.Hash]bool{}}, img, 1, nil)
 	if err != nil {
 		return err
 	}

@@ -196,13 +196,13 @@ func TestMultiPlatform(t *testing.T) {
 	}
 	sink := dirSink{root: dir}
 	for _, img := range imgs {
-		if _, err := putImage(ctx, sink, img, 2); err != nil {
+		if _, err := putImage(ctx, sink, img, 2, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	raw, _ := idx.RawManifest()
 	idxDigest, _ := idx.Digest()
-	if err := putBytes(sink, idxDigest, raw); err != nil {
+	if err := putBytes(sink, idxDigest, raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	im := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}

@@ -41,6 +41,12 @@ type Options struct {
 	UserAgent string
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+	// Progress, when set, is told how each Write (or WriteNamed) goes: Complete bytes of Total to send (a
+	// registry push, as go-containerregistry's remote.WithProgress counts them) or to write (layouts and
+	// archives: the blobs' bytes, an archive's own headers too), at most ten times a second, the last call
+	// with the final counts before the write returns; never concurrently. Update.Error is always nil: the
+	// write's error is returned. Reads are not reported here (rootfs.Options.Progress counts a lazy pull).
+	Progress func(v1.Update)
 }
 
 func (o *Options) fill() *Options {

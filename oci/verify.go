@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
@@ -247,18 +248,23 @@ type verifiedLayer struct {
 }
 
 // Uncompressed streams the layer's tar, failing at EOF with ErrDigest unless it matches the DiffID.
-func (l *verifiedLayer) Uncompressed() (io.ReadCloser, error) {
+func (l *verifiedLayer) Uncompressed() (io.ReadCloser, error) { return l.UncompressedCounted(nil) }
+
+// UncompressedCounted implements CountedLayer.
+func (l *verifiedLayer) UncompressedCounted(read *atomic.Int64) (io.ReadCloser, error) {
 	diffID, err := l.Layer.DiffID()
 	if err != nil {
 		return nil, err
 	}
 	var rc io.ReadCloser
 	if l.fromArchive {
-		rc, err = l.Layer.Uncompressed()
+		if rc, err = l.Layer.Uncompressed(); err == nil {
+			rc = CountReads(rc, read)
+		}
 	} else {
 		var c io.ReadCloser
 		if c, err = l.Layer.Compressed(); err == nil {
-			rc, err = Decompress(c)
+			rc, err = Decompress(CountReads(c, read))
 		}
 	}
 	if err != nil {
@@ -266,6 +272,55 @@ func (l *verifiedLayer) Uncompressed() (io.ReadCloser, error) {
 	}
 	return newDigestReader(rc, diffID, -1, "layer "+diffID.String()+" (uncompressed)")
 }
+
+// StoredSize implements CountedLayer: the manifest's size of the blob; 0 for a docker-archive's layer, whose
+// compressed size go-containerregistry would compute by compressing it (UncompressedCounted counts what the
+// archive stores, often the uncompressed tar).
+func (l *verifiedLayer) StoredSize() int64 {
+	if l.fromArchive {
+		return 0
+	}
+	n, err := l.Layer.Size()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// CountedLayer is a layer that says how much of its blob a read of its tar has consumed, for progress: the
+// layers of images this package opens, whose blobs are pulled lazily as the tar is read.
+type CountedLayer interface {
+	// UncompressedCounted is Uncompressed, adding to read (when not nil) the bytes of the blob read as
+	// stored (compressed, as pulled) as they stream.
+	UncompressedCounted(read *atomic.Int64) (io.ReadCloser, error)
+	// StoredSize is what UncompressedCounted counts once the tar is read whole, when known without reading
+	// (a registry's or a layout's manifest says it); 0 otherwise.
+	StoredSize() int64
+}
+
+var _ CountedLayer = (*verifiedLayer)(nil)
+
+// CountReads passes rc through, adding the bytes read to n (nil: rc itself). An atomic add per read (reads
+// are tens of KiB) costs nothing next to decompressing them.
+func CountReads(rc io.ReadCloser, n *atomic.Int64) io.ReadCloser {
+	if n == nil {
+		return rc
+	}
+	return &countingReader{rc: rc, n: n}
+}
+
+type countingReader struct {
+	rc io.ReadCloser
+	n  *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.rc.Close() }
 
 // DiffIDVerifier is implemented by the layers of images this package opens: their Uncompressed stream fails at
 // EOF with ErrDigest unless it matches the DiffID, so consumers need not hash it again.

@@ -15,11 +15,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/slimoci/slimoci/internal/throttle"
 	"github.com/slimoci/slimoci/oci"
 )
 
@@ -29,6 +31,19 @@ type Options struct {
 	Jobs int
 	// Logger receives what was skipped and why; nil discards.
 	Logger *slog.Logger
+	// Progress, when set, is told the unpack's counts at most ten times a second while it runs, and once
+	// more with the final counts before Unpack returns; never concurrently (see Progress).
+	Progress func(Progress)
+}
+
+// Progress is an unpack's counts so far.
+type Progress struct {
+	// Read counts the layers' bytes read: as stored (compressed, as pulled: a registry's pull is lazy and
+	// streams into the unpack) when every layer says what it read, as oci's do (oci.CountedLayer),
+	// uncompressed otherwise. Total is what Read comes to, from the manifest, or 0 when not known.
+	Read, Total int64
+	// Files counts the entries written (files, directories, links, ...), Bytes the contents of the files.
+	Files, Bytes int64
 }
 
 func (o *Options) fill() *Options {
@@ -113,8 +128,11 @@ func Unpack(ctx context.Context, img v1.Image, dir string, o *Options) (tree *Tr
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	streams := startStreams(ctx, layers, cf.RootFS.DiffIDs, opts.Jobs)
-	x := &extractor{root: r, ix: NewIndex(), privileged: os.Geteuid() == 0, log: opts.Logger}
+	c := newCounts(layers)
+	stop := throttle.Start(c.progress, opts.Progress)
+	defer stop()
+	streams := startStreams(ctx, layers, cf.RootFS.DiffIDs, opts.Jobs, c)
+	x := &extractor{root: r, ix: NewIndex(), privileged: os.Geteuid() == 0, log: opts.Logger, counts: c}
 	x.ix.put(&Entry{Path: "/", Type: TypeDir, Mode: 0o755, Layer: -1})
 	for i, s := range streams {
 		if err := x.layer(ctx, i, s); err != nil {
@@ -124,6 +142,7 @@ func Unpack(ctx context.Context, img v1.Image, dir string, o *Options) (tree *Tr
 	if err := x.finish(); err != nil {
 		return nil, fmt.Errorf("setting directory modes and times: %w", err)
 	}
+	stop()
 	x.stats.Entries = x.ix.Len()
 	x.stats.Duration = time.Since(start)
 	return &Tree{Dir: dir, Config: cf, Index: x.ix, Rootless: !x.privileged, Stats: x.stats}, nil
@@ -221,9 +240,41 @@ func (s *layerStream) finalErr() error {
 	return io.EOF
 }
 
+// counts are an unpack's progress counters: the decoders add to read, the extractor to files and bytes;
+// throttle reads them for the hook.
+type counts struct {
+	read, files, bytes atomic.Int64
+	total              int64
+	// stored: every layer counts its blob's bytes as stored (oci.CountedLayer); otherwise read counts
+	// the uncompressed tars.
+	stored bool
+}
+
+func newCounts(layers []v1.Layer) *counts {
+	var total int64
+	unknown := false
+	for _, l := range layers {
+		cl, ok := l.(oci.CountedLayer)
+		if !ok {
+			return &counts{}
+		}
+		n := cl.StoredSize()
+		unknown = unknown || n <= 0
+		total += n
+	}
+	if unknown {
+		total = 0
+	}
+	return &counts{stored: true, total: total}
+}
+
+func (c *counts) progress() Progress {
+	return Progress{Read: c.read.Load(), Total: c.total, Files: c.files.Load(), Bytes: c.bytes.Load()}
+}
+
 // startStreams starts the decoders, in layer order, at most jobs at a time. Acquiring in order means the
 // layer being extracted always has its decoder running, so the pipeline cannot deadlock.
-func startStreams(ctx context.Context, layers []v1.Layer, diffIDs []v1.Hash, jobs int) []*layerStream {
+func startStreams(ctx context.Context, layers []v1.Layer, diffIDs []v1.Hash, jobs int, c *counts) []*layerStream {
 	streams := make([]*layerStream, len(layers))
 	for i := range streams {
 		streams[i] = &layerStream{ch: make(chan *[]byte, chunksPerLayer)}
@@ -243,7 +294,7 @@ func startStreams(ctx context.Context, layers []v1.Layer, diffIDs []v1.Hash, job
 			go func() {
 				defer func() { <-sem }()
 				s := streams[i]
-				s.err = produce(ctx, l, diffIDs[i], s.ch)
+				s.err = produce(ctx, l, diffIDs[i], s.ch, c)
 				close(s.ch)
 			}()
 		}
@@ -252,9 +303,15 @@ func startStreams(ctx context.Context, layers []v1.Layer, diffIDs []v1.Hash, job
 }
 
 // produce decodes one layer into ch, checking its DiffID (unless the layer checks it itself, as the oci
-// package's layers do: hashing twice would cost a core).
-func produce(ctx context.Context, l v1.Layer, diffID v1.Hash, ch chan<- *[]byte) error {
-	rc, err := l.Uncompressed()
+// package's layers do: hashing twice would cost a core), and counts what it read into c.
+func produce(ctx context.Context, l v1.Layer, diffID v1.Hash, ch chan<- *[]byte, c *counts) error {
+	var rc io.ReadCloser
+	var err error
+	if cl, ok := l.(oci.CountedLayer); ok && c.stored {
+		rc, err = cl.UncompressedCounted(&c.read)
+	} else if rc, err = l.Uncompressed(); err == nil {
+		rc = oci.CountReads(rc, &c.read)
+	}
 	if err != nil {
 		return err
 	}
@@ -300,6 +357,7 @@ type extractor struct {
 	privileged bool
 	log        *slog.Logger
 	stats      Stats
+	counts     *counts
 	buf        []byte
 	warned     map[string]bool
 }
@@ -326,6 +384,7 @@ func (x *extractor) layer(ctx context.Context, layer int, s *layerStream) error 
 		if err := x.entry(layer, hdr, tr); err != nil {
 			return fmt.Errorf("%s: %w", hdr.Name, err)
 		}
+		x.counts.files.Add(1)
 	}
 	// Whatever follows the tar's end is read too, so the layer's digests are checked.
 	if _, err := io.Copy(io.Discard, s); err != nil {
@@ -436,6 +495,14 @@ func (x *extractor) skip(reason string, args ...any) {
 	x.log.Log(context.Background(), level, reason, args...)
 }
 
+// kept logs, at debug level, what the index keeps for an entry and the disk does not, where that is
+// routine and loses nothing: an unprivileged unpack cannot make device nodes or set security xattrs, nor
+// can anyone set xattrs on symlinks, and the slim image is written from the index (Tree.Rootless).
+func (x *extractor) kept(reason string, args ...any) {
+	x.stats.Skipped++
+	x.log.Debug(reason, args...)
+}
+
 // replace clears name in pfd for a new entry, and forgets cached directories that went with it.
 func (x *extractor) replace(pfd int, p, base string) error {
 	exists, isDir, err := isDirAt(pfd, base)
@@ -492,11 +559,22 @@ func (x *extractor) ownAndXattrs(fd int, e *Entry) error {
 		}
 	}
 	for _, k := range sortedKeys(e.Xattrs) {
-		if err := unix.Fsetxattr(fd, k, []byte(e.Xattrs[k]), 0); err != nil {
+		err := unix.Fsetxattr(fd, k, []byte(e.Xattrs[k]), 0)
+		switch {
+		case err == nil:
+		case !x.privileged && errors.Is(err, unix.EPERM) && privilegedXattr(k):
+			x.kept("xattr recorded in the index only", "path", e.Path, "xattr", k, "reason", "an unprivileged unpack cannot set it")
+		default:
 			x.skip("cannot set xattr", "path", e.Path, "xattr", k, "err", err)
 		}
 	}
 	return nil
+}
+
+// privilegedXattr reports whether only a privileged process may set xattr k (security.capability,
+// trusted.*, ...: those of the user namespace are refused to others).
+func privilegedXattr(k string) bool {
+	return strings.HasPrefix(k, "security.") || strings.HasPrefix(k, "trusted.")
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -560,6 +638,7 @@ func (x *extractor) file(pfd int, base string, e *Entry, r io.Reader, sparse boo
 		return err
 	}
 	x.stats.Bytes += n
+	x.counts.bytes.Add(n)
 	// A new file of root's is root's already: directories are 0700 without setgid until finish().
 	chowned := x.privileged && (e.UID != 0 || e.GID != 0)
 	if chowned || len(e.Xattrs) > 0 {
@@ -635,7 +714,7 @@ func (x *extractor) symlink(pfd int, base string, e *Entry) error {
 		}
 	}
 	if len(e.Xattrs) > 0 {
-		x.skip("xattrs on symlinks are kept in the index only", "path", e.Path)
+		x.kept("xattrs on symlinks are kept in the index only", "path", e.Path)
 	}
 	return setTimes(pfd, base, e.ModTime)
 }
@@ -698,7 +777,7 @@ func (x *extractor) node(pfd int, base string, e *Entry) error {
 	dev := int(unix.Mkdev(uint32(e.Devmajor), uint32(e.Devminor)))
 	if e.Type != TypeFifo && !x.privileged {
 		e.NotOnDisk = "an unprivileged unpack cannot create device nodes"
-		x.skip("device node recorded in the index only", "path", e.Path, "reason", e.NotOnDisk)
+		x.kept("device node recorded in the index only", "path", e.Path, "reason", e.NotOnDisk)
 		return nil
 	}
 	if err := unix.Mknodat(pfd, base, mode, dev); err != nil {
