@@ -156,7 +156,7 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	bo.fill()
 	p := &progress{ctx: ctx, ch: bo.Progress}
 	defer p.close()
-	kept, err := parseOverrideNames(bo.ImageOverrides)
+	kept, err := ParseImageOverrides(bo.ImageOverrides)
 	if err != nil {
 		return nil, err
 	}
@@ -339,9 +339,9 @@ func (o *BuildOptions) writeArtifacts(res *BuildResult, tree *rootfs.Tree, dropp
 	return writeJSON(filepath.Join(o.StateDir, "dropped.json"), dropped)
 }
 
-// parseOverrideNames reads ImageOverrides: all, or names from OverrideNames (any case); another name is an
+// ParseImageOverrides reads BuildOptions.ImageOverrides into the set of names it keeps: all, or names from OverrideNames (any case); another name is an
 // error naming it (mint ignores it).
-func parseOverrideNames(values []string) (map[string]bool, error) {
+func ParseImageOverrides(values []string) (map[string]bool, error) {
 	kept := map[string]bool{}
 	for _, v := range values {
 		for _, name := range strings.Split(v, ",") {

@@ -20,7 +20,7 @@ func TestImageOverrideNames(t *testing.T) {
 		{[]string{"Env,LABEL", "cmd"}, []string{"cmd", "env", "label"}},
 		{[]string{"entrypoint,all"}, OverrideNames},
 	} {
-		got, err := parseOverrideNames(tc.in)
+		got, err := ParseImageOverrides(tc.in)
 		var names []string
 		for n := range got {
 			names = append(names, n)
@@ -32,7 +32,7 @@ func TestImageOverrideNames(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"user", "env,", "entrypoints"} {
-		if _, err := parseOverrideNames([]string{bad}); err == nil || !strings.Contains(err.Error(), "--image-overrides") {
+		if _, err := ParseImageOverrides([]string{bad}); err == nil || !strings.Contains(err.Error(), "--image-overrides") {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
@@ -43,7 +43,7 @@ func TestKeptEdits(t *testing.T) {
 	ov := runner.Overrides{SetEntrypoint: true, Entrypoint: []string{"/bin/run"}, Workdir: "/run",
 		Env: []string{"FROM_FILE=1", "A=file", "A=flag"}, Expose: []string{"9000/tcp", "9001/tcp"},
 		Volumes: []string{"/cache"}, Labels: map[string]string{"run": "1"}}
-	all, _ := parseOverrideNames([]string{"all"})
+	all, _ := ParseImageOverrides([]string{"all"})
 	want := emit.ConfigEdits{
 		// The observation ran /bin/run without the image's CMD: kept as it ran.
 		SetEntrypoint: true, Entrypoint: []string{"/bin/run"}, SetCmd: true, WorkingDir: "/run",

@@ -61,8 +61,34 @@ func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
 	return nil
 }
 
-// options checks build's own flags and turns them into the library's options (all but Run).
+// Validate checks every flag and their combinations before anything is pulled (kong: a usage error).
+func (c *BuildCmd) Validate() error {
+	if err := c.ObserveFlags.validate(); err != nil {
+		return err
+	}
+	_, err := c.flagOptions()
+	return err
+}
+
+// options turns the flags into the library's options (all but Run).
 func (c *BuildCmd) options(g *Globals) (*slimoci.BuildOptions, error) {
+	opts, err := c.flagOptions()
+	if err != nil {
+		return nil, usage(err)
+	}
+	if opts.Epoch, err = sourceDateEpoch(); err != nil {
+		return nil, err
+	}
+	job, err := c.job(g, c.StatePath, c.WorkDir)
+	if err != nil {
+		return nil, usage(err)
+	}
+	opts.JobOptions = *job
+	return opts, nil
+}
+
+// flagOptions checks build's own flags and turns them into the library's options, but for the job's.
+func (c *BuildCmd) flagOptions() (*slimoci.BuildOptions, error) {
 	keep, err := c.KeepFlags.plan()
 	if err != nil {
 		return nil, err
@@ -82,17 +108,12 @@ func (c *BuildCmd) options(g *Globals) (*slimoci.BuildOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	epoch, err := sourceDateEpoch()
-	if err != nil {
-		return nil, err
-	}
-	job, err := c.job(g, c.StatePath, c.WorkDir)
-	if err != nil {
+	if _, err := slimoci.ParseImageOverrides(c.ImageOverrides); err != nil {
 		return nil, err
 	}
 	return &slimoci.BuildOptions{
-		JobOptions: *job, Keep: keep.closure(), ImageOverrides: c.ImageOverrides, Edits: *edits,
-		Compression: c.Compression, NoVerify: !c.Verify, VerifyRounds: c.VerifyRounds, Destinations: dests, Epoch: epoch,
+		Keep: keep.closure(), ImageOverrides: c.ImageOverrides, Edits: *edits,
+		Compression: c.Compression, NoVerify: !c.Verify, VerifyRounds: c.VerifyRounds, Destinations: dests,
 		RemoveArtifacts: c.RemoveFileArtifacts,
 	}, nil
 }

@@ -87,7 +87,7 @@ func TestContinueAfterFlag(t *testing.T) {
 		"container-probe": "Compose",
 	} {
 		out, errs, code := runCLI(t, "profile", "--sensor", sensor, "--continue-after", mode, image)
-		if code != 1 || !strings.Contains(errs, want) || strings.Contains(errs, "never-read") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		if code != 2 || !strings.Contains(errs, want) || strings.Contains(errs, "never-read") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 			t.Errorf("%s: exit %d: %s %s", mode, code, out, errs)
 		}
 	}

@@ -83,12 +83,16 @@ func (f *ObserveFlags) sensorPath() (string, error) {
 	return bin, nil
 }
 
-// parse checks every flag before anything is pulled, and prepares what does not depend on the image.
+// validate checks every observe flag and their combinations, for the commands' Validate: kong reports what
+// it returns as a usage error (exit 2), before anything is pulled.
+func (f *ObserveFlags) validate() error {
+	_, err := f.parse(&Globals{stdout: io.Discard, stderr: io.Discard})
+	return err
+}
+
+// parse checks every flag, and prepares what does not depend on the image.
 func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
-	sensorBin, err := f.sensorPath()
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	if err := runner.ParseContinueAfter(f.ContinueAfter); err != nil {
 		return nil, err
 	}
@@ -96,7 +100,7 @@ func (f *ObserveFlags) parse(g *Globals) (*observation, error) {
 	if f.ShowClogs {
 		o.clogs = termsafe.NewWriter(g.stderr)
 	}
-	o.spec = runner.Spec{HostNetwork: f.Network == "host", Sensor: sensorBin, AllSyscalls: true}
+	o.spec = runner.Spec{HostNetwork: f.Network == "host", AllSyscalls: true}
 	if f.SensorBackend != "auto" {
 		o.spec.SensorBackend = f.SensorBackend
 	}
@@ -171,6 +175,10 @@ func (f *ObserveFlags) configOptions(o *observation) runner.ConfigOptions {
 func (f *ObserveFlags) runOptions(g *Globals) (_ *slimoci.RunOptions, stop func(), err error) {
 	o, err := f.parse(g)
 	if err != nil {
+		return nil, nil, usage(err)
+	}
+	// Not a usage error: slimoci's installation lacks it.
+	if o.spec.Sensor, err = f.sensorPath(); err != nil {
 		return nil, nil, err
 	}
 	usr1 := make(chan os.Signal, 1)

@@ -14,6 +14,9 @@ type ProfileCmd struct {
 	ObserveFlags
 }
 
+// Validate checks every flag and their combinations before anything is pulled (kong: a usage error).
+func (c *ProfileCmd) Validate() error { return c.ObserveFlags.validate() }
+
 func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	run, stop, err := c.runOptions(g)
 	if err != nil {
@@ -22,7 +25,7 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 	defer stop()
 	job, err := c.job(g, c.StatePath, c.WorkDir)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	res, err := slimoci.Profile(ctx, c.Image, &slimoci.ProfileOptions{JobOptions: *job, Run: *run})
 	if g.JSON && res != nil {

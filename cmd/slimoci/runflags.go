@@ -34,6 +34,8 @@ type RunFlags struct {
 // parseRun checks the run options and puts what does not depend on the image into o's spec.
 func (f *ObserveFlags) parseRun(o *observation) error {
 	r := &f.RunFlags
+	// Validate parses too, before Run does: what parseRun reads is read afresh.
+	r.envFiles, r.exposed, r.labels, r.volumes = nil, nil, nil, nil
 	for _, file := range r.EnvFile {
 		env, err := runner.ReadEnvFile(file)
 		if err != nil {

@@ -45,7 +45,7 @@ func TestCommandParamsFile(t *testing.T) {
 		"timeout": "5m",
 		"probe_timeout": "7s",
 		"show-clogs": true,
-		"http-probe": false,
+		"include-healthcheck": false,
 		"env": "A=1",
 		"workdir": "/srv",
 		"work-dir": "/var/tmp",
@@ -54,14 +54,14 @@ func TestCommandParamsFile(t *testing.T) {
 		"debug": true,
 		"tag": ["x/a:1", "x/b:2"]
 	}`)
-	cli, err := parseCLI(t, "build", "--command-params-file", file, "--timeout", "1m", "IMAGE")
+	cli, err := parseCLI(t, "build", "--command-params-file", file, "--timeout", "1m", "example/image")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := cli.Build
 	switch {
-	case !slices.Equal(b.HTTPProbeCmd, []string{"/a", "/b"}) || b.HTTPProbe || !b.ShowClogs:
-		t.Errorf("probes %v %v, clogs %v", b.HTTPProbeCmd, b.HTTPProbe, b.ShowClogs)
+	case !slices.Equal(b.HTTPProbeCmd, []string{"/a", "/b"}) || b.IncludeHealthcheck || !b.ShowClogs:
+		t.Errorf("probes %v, healthcheck %v, clogs %v", b.HTTPProbeCmd, b.IncludeHealthcheck, b.ShowClogs)
 	case b.Timeout != time.Minute || b.ProbeTimeout != 7*time.Second:
 		t.Errorf("timeout %s (the command line's 1m wins), probe timeout %s", b.Timeout, b.ProbeTimeout)
 	case b.RunFlags.Workdir != "/srv" || b.WorkDir != "/var/tmp":
@@ -72,12 +72,12 @@ func TestCommandParamsFile(t *testing.T) {
 		t.Errorf("tags %v", b.Tag)
 	}
 	// A repeatable flag on the command line replaces the file's list, it does not add to it.
-	cli, err = parseCLI(t, "build", "--command-params-file", file, "--http-probe-cmd", "/c", "IMAGE")
+	cli, err = parseCLI(t, "build", "--command-params-file", file, "--http-probe-cmd", "/c", "example/image")
 	if err != nil || !slices.Equal(cli.Build.HTTPProbeCmd, []string{"/c"}) {
 		t.Errorf("%v %v", cli.Build.HTTPProbeCmd, err)
 	}
 	// profile takes the file too; build's flags are not profile's.
-	if _, err := parseCLI(t, "profile", "--command-params-file", writeFile(t, "p.json", `{"timeout": "1s"}`), "IMAGE"); err != nil {
+	if _, err := parseCLI(t, "profile", "--command-params-file", writeFile(t, "p.json", `{"timeout": "1s"}`), "example/image"); err != nil {
 		t.Error(err)
 	}
 
@@ -96,7 +96,7 @@ func TestCommandParamsFile(t *testing.T) {
 		`{"pids-limit": "many"}`:                    "pids-limit",
 	} {
 		f := writeFile(t, "bad.json", body)
-		_, err := parseCLI(t, "profile", "--command-params-file", f, "IMAGE")
+		_, err := parseCLI(t, "profile", "--command-params-file", f, "example/image")
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", body, err, want)
 		}
@@ -111,7 +111,7 @@ func TestImageEdits(t *testing.T) {
 		"--image-overrides", "all",
 		"--new-cmd", `["serve", "--port", "80"]`, "--new-expose", "80", "--new-workdir", "/srv", "--new-env", "PORT=80",
 		"--new-volume", "/data/", "--new-label", "new=2", "--remove-expose", "8080/tcp", "--remove-env", "DEBUG",
-		"--remove-label", "old", "--remove-volume", "/tmp", "IMAGE")
+		"--remove-label", "old", "--remove-volume", "/tmp", "example/image")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,12 +144,12 @@ func TestImageEdits(t *testing.T) {
 	}
 
 	// A single space clears; nothing given is no edit at all.
-	cli, _ = parseCLI(t, "build", "--new-entrypoint", " ", "IMAGE")
+	cli, _ = parseCLI(t, "build", "--new-entrypoint", " ", "example/image")
 	edits, err = cli.Build.ImageFlags.edits()
 	if err != nil || !edits.SetEntrypoint || edits.Entrypoint != nil || edits.SetCmd {
 		t.Errorf("clear: %+v %v", edits, err)
 	}
-	cli, _ = parseCLI(t, "build", "--cmd", "x", "IMAGE")
+	cli, _ = parseCLI(t, "build", "--cmd", "x", "example/image")
 	if edits, _ = cli.Build.ImageFlags.edits(); !edits.Empty() {
 		t.Errorf("no new instructions: %+v", edits)
 	}
@@ -159,9 +159,10 @@ func TestImageEdits(t *testing.T) {
 func TestDestinations(t *testing.T) {
 	src, _ := oci.ParseReference("127.0.0.1:5000/app:v1")
 	dests := func(args ...string) ([]string, error) {
-		cli, err := parseCLI(t, append(append([]string{"build", "--state-path", "/st"}, args...), "IMAGE")...)
+		cli, err := parseCLI(t, append(append([]string{"build", "--state-path", "/st"}, args...), "example/image")...)
 		if err != nil {
-			t.Fatal(err)
+			// Build's Validate refuses what destinations would.
+			return nil, err
 		}
 		ds, err := cli.Build.destinations(src)
 		var out []string
