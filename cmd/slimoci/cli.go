@@ -16,6 +16,7 @@ import (
 
 	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
+	"github.com/slimoci/slimoci/runner"
 )
 
 // CLI is slimoci's command line: one struct per command, each in its own file.
@@ -125,6 +126,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cli.Globals.stdout, cli.Globals.stderr = stdout, stderr
 	// slog quotes what it logs, controls escaped; the terminal writer is there for anything it misses.
 	cli.Globals.logger = slog.New(slog.NewTextHandler(termsafe.NewWriter(stderr), &slog.HandlerOptions{Level: level}))
+	// libcontainer's own logs (logrus) are slimoci's debug logs, and go nowhere without --debug.
+	runner.LibcontainerLogs(cli.Globals.logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
