@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
@@ -142,14 +141,7 @@ func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.
 // slimConfig is the source's config with one layer: every original history entry marked empty (they made
 // layers that are gone) and one for the slimoci build; o.Edits change its run config.
 func slimConfig(src *v1.ConfigFile, layer v1.Layer, diffID v1.Hash, stats *LayerStats, o ImageOptions) (v1.Image, error) {
-	b, err := json.Marshal(src)
-	if err != nil {
-		return nil, err
-	}
-	var cfg v1.ConfigFile
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, err
-	}
+	cfg := src.DeepCopy()
 	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}
 	for i := range o.Edits {
 		o.Edits[i].Apply(&cfg.Config)
@@ -184,7 +176,7 @@ func slimConfig(src *v1.ConfigFile, layer v1.Layer, diffID v1.Hash, stats *Layer
 	}
 	img = mutate.MediaType(img, manifestType)
 	img = mutate.ConfigMediaType(img, configType)
-	if img, err = mutate.ConfigFile(img, &cfg); err != nil {
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return nil, err
 	}
 	if o.Docker {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"path/filepath"
 	"slices"
@@ -209,5 +210,27 @@ func TestSlimImageDockerFormat(t *testing.T) {
 		if got := DockerFormat(c.src, c.cfg, c.compression); got != c.want {
 			t.Errorf("DockerFormat(%s, healthcheck %v, %q) = %v", c.src, c.cfg != nil && c.cfg.Config.Healthcheck != nil, c.compression, got)
 		}
+	}
+}
+
+// The slim config is a deep copy of the source's: building with edits leaves the tree's config as it was
+// (its history entries are marked empty in the copy only).
+func TestSlimImageLeavesSourceConfig(t *testing.T) {
+	tree, err := rootfs.Unpack(context.Background(), fatImage(t), filepath.Join(t.TempDir(), "fat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := json.Marshal(tree.Config)
+	edits := []ConfigEdits{{Env: []string{"X=1"}, Labels: map[string]string{"a": "b"}, ExposedPorts: []string{"9090/tcp"}, SetCmd: true, Cmd: []string{"x"}}}
+	img, _, err := SlimImage(tree, map[string][]string{"/app": {"test"}}, ImageOptions{Edits: edits, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := json.Marshal(tree.Config); !bytes.Equal(before, after) {
+		t.Errorf("the source config changed:\n%s\n%s", before, after)
+	}
+	cf, _ := img.ConfigFile()
+	if !cf.History[0].EmptyLayer || cf.Config.Labels["a"] != "b" || !slices.Contains(cf.Config.Env, "X=1") {
+		t.Errorf("slim config %+v", cf)
 	}
 }

@@ -3,6 +3,7 @@ package oci
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -10,17 +11,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// ParsePlatform reads os/arch[/variant], as --platform takes it.
+// ParsePlatform reads os/arch[/variant][:osversion], as --platform takes it, with ggcr's v1.ParsePlatform.
+// That alone also takes "linux", "linux/" or "linux/arm/" (it skips the empty parts); a platform here names
+// an os and an architecture, and no part may be empty: the parse must print back as it was written.
 func ParsePlatform(s string) (v1.Platform, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" || (len(parts) == 3 && parts[2] == "") {
-		return v1.Platform{}, fmt.Errorf("%w: platform %q: want os/arch[/variant]", ErrReference, s)
+	p, err := v1.ParsePlatform(s)
+	if err != nil || p.OS == "" || p.Architecture == "" || p.String() != s {
+		return v1.Platform{}, fmt.Errorf("%w: platform %q: want os/arch[/variant][:osversion]", ErrReference, s)
 	}
-	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
+	return *p, nil
 }
 
 // HostPlatform is the platform slimoci runs on, the default choice in an index.
@@ -36,17 +35,16 @@ func platformString(p *v1.Platform) string {
 	if p == nil {
 		return "unknown"
 	}
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
+	return p.String()
 }
 
 // platformMatches compares as runtimes do: os and architecture must be equal; a variant must be equal when
-// both sides name one, and arm64's v8 is its default.
+// both sides name one, and arm64's v8 is its default; an os version, when asked for, must be the same.
 func platformMatches(have *v1.Platform, want v1.Platform) bool {
 	if have == nil || have.OS != want.OS || have.Architecture != want.Architecture {
+		return false
+	}
+	if want.OSVersion != "" && have.OSVersion != want.OSVersion {
 		return false
 	}
 	hv, wv := have.Variant, want.Variant
@@ -90,17 +88,7 @@ func ChoosePlatform(manifests []v1.Descriptor, want v1.Platform) (v1.Descriptor,
 	if len(have) == 0 {
 		return v1.Descriptor{}, fmt.Errorf("%w: no image for %s (the index names no platforms)", ErrPlatform, platformString(&want))
 	}
-	return v1.Descriptor{}, fmt.Errorf("%w: no image for %s (available: %s)", ErrPlatform, platformString(&want), strings.Join(dedup(have), ", "))
-}
-
-func dedup(s []string) []string {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
+	return v1.Descriptor{}, fmt.Errorf("%w: no image for %s (available: %s)", ErrPlatform, platformString(&want), strings.Join(slices.Compact(have), ", "))
 }
 
 // knownLayer is every layer media type an OCI or Docker runtime unpacks.

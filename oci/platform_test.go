@@ -21,6 +21,9 @@ func TestChoosePlatform(t *testing.T) {
 	attest := desc("5", &v1.Platform{OS: "unknown", Architecture: "unknown"})
 	win := desc("6", &v1.Platform{OS: "windows", Architecture: "amd64"})
 	all := []v1.Descriptor{attest, win, amd, arm64, armv6, armv7}
+	win2019 := desc("7", &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.17763.5122"})
+	win2022 := desc("8", &v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2113"})
+	wins := []v1.Descriptor{win2019, win2022}
 
 	for _, tc := range []struct {
 		name    string
@@ -39,6 +42,9 @@ func TestChoosePlatform(t *testing.T) {
 		{name: "missing lists the others", list: all, want: "linux/s390x", wantErr: true, errHas: "available: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8, windows/amd64"},
 		{name: "attestations are never chosen", list: []v1.Descriptor{attest}, want: "unknown/unknown", wantErr: true, errHas: "names no platforms"},
 		{name: "arm v5 not there", list: all, want: "linux/arm/v5", wantErr: true, errHas: "linux/arm/v5"},
+		{name: "os version", list: wins, want: "windows/amd64:10.0.20348.2113", pick: win2022},
+		{name: "no os version: the first", list: wins, want: "windows/amd64", pick: win2019},
+		{name: "os version not there", list: wins, want: "windows/amd64:10.0.14393.1", wantErr: true, errHas: "available: windows/amd64:10.0.17763.5122, windows/amd64:10.0.20348.2113"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want, err := ParsePlatform(tc.want)
@@ -63,13 +69,21 @@ func TestChoosePlatform(t *testing.T) {
 }
 
 func TestParsePlatform(t *testing.T) {
-	for _, bad := range []string{"", "linux", "linux/", "/amd64", "linux/arm/v7/x", "linux/arm/"} {
-		if _, err := ParsePlatform(bad); err == nil {
-			t.Errorf("%q parsed", bad)
+	for _, bad := range []string{"", "linux", "linux/", "/amd64", "linux/arm/v7/x", "linux/arm/", "linux//v7",
+		"linux/amd64:", "linux/amd64:1:2", ":10.0", " linux/amd64", "linux/amd64 "} {
+		_, err := ParsePlatform(bad)
+		if !errors.Is(err, ErrReference) || !strings.Contains(err.Error(), "want os/arch[/variant][:osversion]") {
+			t.Errorf("%q: error %v", bad, err)
 		}
 	}
-	p, err := ParsePlatform("linux/arm/v7")
-	if err != nil || p.OS != "linux" || p.Architecture != "arm" || p.Variant != "v7" {
-		t.Fatalf("%+v %v", p, err)
+	for s, want := range map[string]v1.Platform{
+		"linux/amd64":                   {OS: "linux", Architecture: "amd64"},
+		"linux/arm/v7":                  {OS: "linux", Architecture: "arm", Variant: "v7"},
+		"windows/amd64:10.0.17763.5122": {OS: "windows", Architecture: "amd64", OSVersion: "10.0.17763.5122"},
+	} {
+		p, err := ParsePlatform(s)
+		if err != nil || !p.Equals(want) {
+			t.Errorf("%q: %+v %v, want %+v", s, p, err, want)
+		}
 	}
 }

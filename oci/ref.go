@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -124,10 +125,8 @@ func ParseReference(s string) (Reference, error) {
 			}
 			return Reference{Transport: DockerArchive, Path: path, Name: ref}, nil
 		}
-		for _, u := range unsupported {
-			if prefix == u {
-				return Reference{}, fmt.Errorf("%w %q in %q: slimoci reads docker://, oci:, docker-archive: and oci-archive:", ErrTransport, prefix+":", s)
-			}
+		if slices.Contains(unsupported, prefix) {
+			return Reference{}, fmt.Errorf("%w %q in %q: slimoci reads docker://, oci:, docker-archive: and oci-archive:", ErrTransport, prefix+":", s)
 		}
 	}
 	if fi, err := os.Stat(s); err == nil {

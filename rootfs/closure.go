@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -148,11 +149,11 @@ func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 	}
 	for p, r := range c.out.Keep {
 		sort.Strings(r)
-		c.out.Keep[p] = dedupe(r)
+		c.out.Keep[p] = slices.Compact(r)
 	}
 	sort.Strings(c.out.MissingLibs)
 	sort.Strings(c.out.Unreadable)
-	c.out.Unreadable = dedupe(c.out.Unreadable)
+	c.out.Unreadable = slices.Compact(c.out.Unreadable)
 	if c.err != nil {
 		return nil, c.err
 	}
@@ -198,25 +199,6 @@ func excluded(p string, globs []string) bool {
 		}
 	}
 	return false
-}
-
-func contains(v []string, s string) bool {
-	for _, x := range v {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func dedupe(v []string) []string {
-	out := v[:0]
-	for i, s := range v {
-		if i == 0 || s != v[i-1] {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 type closure struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -71,7 +72,7 @@ func ParseLDCache(b []byte) (map[string][]string, error) {
 			continue
 		}
 		paths := out[key]
-		if len(paths) < maxCachePaths && !contains(paths, val) {
+		if len(paths) < maxCachePaths && !slices.Contains(paths, val) {
 			out[key] = append(paths, val)
 		}
 	}

@@ -911,7 +911,7 @@ func (g *valueGen) object(s *openapi3.Schema, depth int) map[string]any {
 		if p == nil || p.Value == nil || g.writing && p.Value.ReadOnly {
 			continue
 		}
-		if _, given := specified(p.Value); !given && p.Value.Pattern != "" && !containsString(s.Required, k) {
+		if _, given := specified(p.Value); !given && p.Value.Pattern != "" && !slices.Contains(s.Required, k) {
 			continue
 		}
 		g.size += len(k)

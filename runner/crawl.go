@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -502,7 +503,7 @@ func htmlLinks(r io.Reader, max int) (base string, links []string) {
 			add(attrs["href"])
 		case "link":
 			// These name an origin to connect to, not a resource.
-			if rel := strings.Fields(strings.ToLower(attrs["rel"])); !containsString(rel, "dns-prefetch") && !containsString(rel, "preconnect") {
+			if rel := strings.Fields(strings.ToLower(attrs["rel"])); !slices.Contains(rel, "dns-prefetch") && !slices.Contains(rel, "preconnect") {
 				add(attrs["href"])
 			}
 		case "script", "img", "iframe", "frame", "embed", "audio", "video", "source", "track", "input":

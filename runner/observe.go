@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -351,7 +352,7 @@ func (s *Sandbox) healthRound(ctx context.Context, r *HealthcheckResult, grace t
 func merge(rec, r *sensor.Record) {
 	for p, ops := range r.Files {
 		for _, op := range ops {
-			if !containsString(rec.Files[p], op) {
+			if !slices.Contains(rec.Files[p], op) {
 				rec.Files[p] = append(rec.Files[p], op)
 				sort.Strings(rec.Files[p])
 			}
@@ -364,15 +365,6 @@ func merge(rec, r *sensor.Record) {
 		}
 		rec.Syscalls[n] += c
 	}
-}
-
-func containsString(v []string, s string) bool {
-	for _, x := range v {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // notImage removes from rec the paths that are not the image's (the runtime's etc files, what is under
@@ -416,7 +408,7 @@ func (s *Sandbox) written() (out []string, dropped int) {
 			return nil
 		}
 		name := "/" + filepath.ToSlash(rel)
-		if containsString(s.mountpoints, name) {
+		if slices.Contains(s.mountpoints, name) {
 			// A mount point the runtime made; what is under it is the mount's.
 			if d.IsDir() {
 				return filepath.SkipDir

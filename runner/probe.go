@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,15 +30,6 @@ const (
 )
 
 var protocols = []string{ProtoHTTP, ProtoHTTPS, ProtoHTTP2, ProtoHTTP2C, ProtoWS, ProtoWSS}
-
-func isProto(s string) bool {
-	for _, p := range protocols {
-		if s == p {
-			return true
-		}
-	}
-	return false
-}
 
 // What body_generate names (mint's): a short text, a short JSON document, or a 10x10 image.
 const (
@@ -169,7 +161,7 @@ func ParseHTTPCommand(s string) (HTTPCommand, error) {
 	if p, r, ok := strings.Cut(rest, ":"); ok && strings.EqualFold(p, "crawl") {
 		c.Crawl, rest = true, r
 	}
-	if p, r, ok := strings.Cut(rest, ":"); ok && isProto(strings.ToLower(p)) {
+	if p, r, ok := strings.Cut(rest, ":"); ok && slices.Contains(protocols, strings.ToLower(p)) {
 		c.Protocol, rest = strings.ToLower(p), r
 	}
 	if m, r, ok := strings.Cut(rest, ":"); ok && !strings.HasPrefix(m, "/") {
@@ -245,7 +237,7 @@ func (c *HTTPCommand) check() error {
 		c.Resource = "/"
 	}
 	switch {
-	case c.Protocol != "" && !isProto(c.Protocol):
+	case c.Protocol != "" && !slices.Contains(protocols, c.Protocol):
 		return fmt.Errorf("protocol %q is not one of %s", c.Protocol, strings.Join(protocols, ", "))
 	case !isToken(c.Method):
 		return fmt.Errorf("method %q is not an HTTP method", c.Method)
@@ -277,7 +269,7 @@ func (c *HTTPCommand) check() error {
 	if bodies > 1 {
 		return errors.New("body, body_file and body_generate: give at most one")
 	}
-	if c.BodyGenerate != "" && !contains(generateTypes, c.BodyGenerate) {
+	if c.BodyGenerate != "" && !slices.Contains(generateTypes, c.BodyGenerate) {
 		return fmt.Errorf("body_generate %q is not one of %s", c.BodyGenerate, strings.Join(generateTypes, ", "))
 	}
 	if c.BodyFile != "" {
@@ -325,10 +317,8 @@ func (c *HTTPCommand) check() error {
 		if strings.Contains(f.Index, "/") {
 			return fmt.Errorf("fastcgi: index %q is a file name, without /", f.Index)
 		}
-		for _, s := range f.SplitPath {
-			if s == "" {
-				return errors.New("fastcgi: split_path has an empty entry")
-			}
+		if slices.Contains(f.SplitPath, "") {
+			return errors.New("fastcgi: split_path has an empty entry")
 		}
 		for _, m := range []map[string]string{f.Env, f.Params} {
 			for k := range m {
@@ -352,15 +342,6 @@ func isToken(s string) bool {
 		}
 	}
 	return true
-}
-
-func contains(v []string, s string) bool {
-	for _, x := range v {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ReadHTTPCommandFile reads mint's probe file, {"commands":[{...}]}, with every field of mint's format (see

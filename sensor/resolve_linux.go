@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -33,7 +34,7 @@ func complete(rec *Record) {
 		if kernelPath(p) {
 			continue
 		}
-		if hasOp(rec.Files[p], "exec") {
+		if slices.Contains(rec.Files[p], "exec") {
 			r.interpreters(p, 0)
 		}
 		r.resolve(p)
@@ -49,15 +50,6 @@ func kernelPath(p string) bool {
 	return false
 }
 
-func hasOp(ops []string, op string) bool {
-	for _, o := range ops {
-		if o == op {
-			return true
-		}
-	}
-	return false
-}
-
 type resolver struct {
 	rec *Record
 	// done holds the names already resolved: each symlink chain is walked once.
@@ -66,7 +58,7 @@ type resolver struct {
 
 func (r *resolver) add(p, op string) {
 	ops, ok := r.rec.Files[p]
-	if hasOp(ops, op) {
+	if slices.Contains(ops, op) {
 		return
 	}
 	if !ok {

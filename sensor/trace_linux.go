@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -295,10 +296,8 @@ func (t *tracer) syscall(pid int) {
 
 func (t *tracer) file(p, op string) {
 	ops, ok := t.rec.Files[p]
-	for _, o := range ops {
-		if o == op {
-			return
-		}
+	if slices.Contains(ops, op) {
+		return
 	}
 	if !ok {
 		if len(t.rec.Files) >= MaxFiles || t.rec.pathBytes+len(p) > MaxPathBytes {
