@@ -83,6 +83,8 @@ func TestExitCodesFromMain(t *testing.T) {
 		{"bad enum", []string{"profile", "--network", "bridge", good}, exitUsage, "bridge"},
 		{"bad number", []string{"--jobs", "many", "info", good}, exitUsage, "--jobs"},
 		{"bad platform", []string{"--platform", "linux", "info", good}, exitUsage, `platform "linux"`},
+		{"bad flag value", []string{"profile", "--memory=abc", good}, exitUsage, `--memory "abc"`},
+		{"flag naming an image wrongly", []string{"build", "--tag", "X/y:z", good}, exitUsage, "not an image name"},
 		{"missing argument", []string{"copy", good}, exitUsage, "DESTINATION"},
 		{"missing layout", []string{"info", "oci:" + missing}, exitImage, missing},
 		{"missing archive", []string{"unpack", "docker-archive:" + missing + ".tar", filepath.Join(t.TempDir(), "d")}, exitImage, "no such file"},
