@@ -279,7 +279,13 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	}
 	for _, d := range dests {
 		p.send(Event{Stage: StagePush, Kind: Progressed, Message: d.String()})
-		if err := oci.WriteNamed(ctx, pr.Image, d.Reference, d.Names, bo.OCI); err != nil {
+		wopts := *bo.OCI
+		if p.ch != nil {
+			wopts.Progress = func(u v1.Update) {
+				p.send(Event{Stage: StagePush, Kind: Progressed, Complete: u.Complete, Total: u.Total, Unit: "bytes", Message: d.String()})
+			}
+		}
+		if err := oci.WriteNamed(ctx, pr.Image, d.Reference, d.Names, &wopts); err != nil {
 			return res, fmt.Errorf("writing the slim image to %s: %w", d.Reference, err)
 		}
 		res.Destinations = append(res.Destinations, d.String())

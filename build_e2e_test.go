@@ -2,6 +2,7 @@ package slimoci
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -152,5 +153,106 @@ func TestE2EBuildVerifyHealthcheck(t *testing.T) {
 	_, err := build("/usr/bin/curl", 1)
 	if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), "healthcheck curl -fsS -o /dev/null http://127.0.0.1:8080/: unhealthy (exit 127), the fat image was healthy") {
 		t.Errorf("without curl, one round: %v", err)
+	}
+}
+
+// A real pull: the python sample from the test bed's registry (the real docker-registry), built through
+// the library and pushed back. The events come in order, each stage started then finished, the unpack's
+// bytes growing to the manifest's compressed size, the push's bytes reported; the channel is closed at the
+// end; the result's digest is the pushed manifest's.
+func TestE2EBuildProgressFromRegistry(t *testing.T) {
+	_, sensorBin, _ := sampleTree(t, "python")
+	bed, _ := testbed.Find()
+	reg, err := testbed.StartRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop()
+	ctx := context.Background()
+	if err := reg.Push(ctx, "oci:"+bed.Layout("python")+":latest", "samples/python:progress", false); err != nil {
+		t.Fatal(err)
+	}
+	src := reg.Addr + "/samples/python:progress"
+	dest, err := oci.ParseDestination(reg.Addr + "/samples/python.slim:progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan Event)
+	var got []Event
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range events {
+			got = append(got, e)
+		}
+	}()
+	res, err := Build(ctx, src, &BuildOptions{
+		JobOptions: JobOptions{StateDir: t.TempDir(), OCI: &oci.Options{Insecure: true}, Progress: events},
+		Run: RunOptions{
+			Spec:   runner.Spec{Sensor: sensorBin, AllSyscalls: true},
+			Plan:   runner.Plan{ProbeTimeout: 30 * time.Second},
+			Config: runner.ConfigOptions{HTTPProbe: true},
+		},
+		Keep:         rootfs.ClosureOptions{Certs: true},
+		Destinations: []Destination{{Reference: dest}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done // closed by Build
+
+	srcImg, err := oci.Open(ctx, oci.Reference{Transport: oci.Registry, Name: src}, &oci.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcImg.Close()
+	m, _ := srcImg.Image.Manifest()
+	var compressed int64
+	for _, l := range m.Layers {
+		compressed += l.Size
+	}
+	var order []Stage
+	open := map[Stage]bool{}
+	var read, pushed int64
+	for _, e := range got {
+		switch e.Kind {
+		case Started:
+			if open[e.Stage] {
+				t.Errorf("%s started twice without finishing", e.Stage)
+			}
+			open[e.Stage] = true
+			if len(order) == 0 || order[len(order)-1] != e.Stage {
+				order = append(order, e.Stage)
+			}
+		case Finished:
+			if !open[e.Stage] {
+				t.Errorf("%s finished without starting", e.Stage)
+			}
+			open[e.Stage] = false
+		case Progressed:
+			if !open[e.Stage] {
+				t.Errorf("%s progressed outside its start and finish: %+v", e.Stage, e)
+			}
+			switch e.Stage {
+			case StageUnpack:
+				if e.Complete < read || e.Total != compressed || e.Complete > e.Total {
+					t.Errorf("unpack progress %+v after %d read, want a total of %d", e, read, compressed)
+				}
+				read = e.Complete
+			case StagePush:
+				pushed = max(pushed, e.Complete)
+			}
+		}
+	}
+	want := []Stage{StageUnpack, StageObserve, StageClosure, StageEmit, StageVerify, StagePush}
+	if !slices.Equal(order, want) || read != compressed || pushed == 0 {
+		t.Errorf("stages %v (want %v), %d of %d bytes read, %d pushed", order, want, read, compressed, pushed)
+	}
+	raw, err := testbed.Skopeo(ctx, "inspect", "--tls-verify=false", "--raw", "docker://"+dest.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := fmt.Sprintf("sha256:%x", sha256.Sum256(raw)); d != res.Digest {
+		t.Errorf("pushed %s, the result says %s", d, res.Digest)
 	}
 }

@@ -114,7 +114,14 @@ func runPipeline(ctx context.Context, o pipelineOptions) (*pipelineResult, error
 		res.Closure, res.Rounds = c, round
 
 		start = begin(StageEmit, round)
-		img, stats, err := emit.SlimImage(o.Tree, c.Keep, o.Image)
+		iopts := o.Image
+		if o.progress != nil && o.progress.ch != nil {
+			iopts.Progress = func(lp emit.LayerProgress) {
+				o.progress.send(Event{Stage: StageEmit, Kind: Progressed, Round: round, Complete: lp.Bytes, Total: lp.TotalBytes, Unit: "bytes",
+					Files: lp.Files, TotalFiles: lp.TotalFiles})
+			}
+		}
+		img, stats, err := emit.SlimImage(o.Tree, c.Keep, iopts)
 		if err != nil {
 			return nil, fmt.Errorf("writing the slim image: %w", err)
 		}

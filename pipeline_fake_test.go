@@ -142,8 +142,19 @@ func TestPipelineProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
+	var emitted *Event
 	for e := range ch {
+		if e.Kind == Progressed {
+			// The layer's counts, the last one complete.
+			if e.Stage == StageEmit {
+				emitted = &e
+			}
+			continue
+		}
 		got = append(got, string(e.Stage)+":"+string(e.Kind)+":"+string(rune('0'+e.Round)))
+	}
+	if emitted == nil || emitted.TotalFiles == 0 || emitted.Files != emitted.TotalFiles || emitted.Complete != emitted.Total || emitted.Unit != "bytes" {
+		t.Errorf("the last emit progress: %+v", emitted)
 	}
 	want := []string{"observe:start:0", "observe:done:0",
 		"closure:start:1", "closure:done:1", "emit:start:1", "emit:done:1", "verify:start:1", "verify:done:1",

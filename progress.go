@@ -43,6 +43,10 @@ type Event struct {
 	Complete int64  `json:"complete,omitempty"`
 	Total    int64  `json:"total,omitempty"`
 	Unit     string `json:"unit,omitempty"`
+	// Files of TotalFiles are the entries done besides, where a stage counts both (unpack: bytes read and
+	// files written; emit: bytes and files written); TotalFiles is 0 when not known.
+	Files      int64 `json:"files,omitempty"`
+	TotalFiles int64 `json:"totalFiles,omitempty"`
 	// Message is what the stage is doing or waiting for: "waiting for the app on :8080", a probe's answer, a
 	// destination. It may quote the image or the app: escape it before it reaches a terminal.
 	Message string `json:"message,omitempty"`

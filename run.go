@@ -197,7 +197,13 @@ func openAndUnpack(ctx context.Context, image string, j *JobOptions, p *progress
 	if err := os.Mkdir(fat, 0o700); err != nil {
 		return nil, err
 	}
-	if w.tree, err = rootfs.Unpack(ctx, src.Image, filepath.Join(fat, "rootfs"), &rootfs.Options{Logger: j.Logger}); err != nil {
+	ropts := &rootfs.Options{Logger: j.Logger}
+	if p != nil && p.ch != nil {
+		ropts.Progress = func(u rootfs.Progress) {
+			p.send(Event{Stage: StageUnpack, Kind: Progressed, Complete: u.Read, Total: u.Total, Unit: "bytes", Files: u.Files})
+		}
+	}
+	if w.tree, err = rootfs.Unpack(ctx, src.Image, filepath.Join(fat, "rootfs"), ropts); err != nil {
 		return nil, fmt.Errorf("unpacking %s: %w", src.Ref, err)
 	}
 	return w, nil
