@@ -18,11 +18,11 @@ func TestAppArmorProfileParses(t *testing.T) {
 		t.Skip("apparmor_parser is not installed (make deps installs it)")
 	}
 	rec := &sensor.Record{Files: map[string][]string{
-			"/usr/bin/python3": {"exec", "link"}, "/usr/lib/x86_64-linux-gnu/libc.so.6": {"open"},
-			`/app/we"ird [name]*?{x}^.txt`: {"open"}, "/app/with space": {"stat"}, "/proc/self/maps": {"open"},
-			"/nowhere": {"missing", "stat"}, `/app/back\slash`: {"open"},
-			// Made and removed: nothing is left, but the app needs to write it.
-			"/run/app.sock": {"bind", "missing", "unlink"}, "/app/copy": {"hardlink-to"},
+		"/usr/bin/python3": {"exec", "link"}, "/usr/lib/x86_64-linux-gnu/libc.so.6": {"open"},
+		`/app/we"ird [name]*?{x}^.txt`: {"open"}, "/app/with space": {"stat"}, "/proc/self/maps": {"open"},
+		"/nowhere": {"missing", "stat"}, `/app/back\slash`: {"open"},
+		// Made and removed: nothing is left, but the app needs to write it.
+		"/run/app.sock": {"bind", "missing", "unlink"}, "/app/copy": {"hardlink-to"},
 	}}
 	profile := AppArmorProfile("slimoci-test/x:1", rec, []string{"/tmp/out.log", "/app"})
 	for _, want := range []string{`"/usr/bin/python3{,/}" rmix,`, `"/tmp/out.log{,/}" rw,`, "profile slimoci-test-x-1 ",
