@@ -1029,6 +1029,7 @@ func (p *prober) apiSpecProbes(ctx context.Context, plan Plan, done []ProbeResul
 					r.Error = fmt.Sprintf("--http-probe-apispec %s: %v", spec.Path, err)
 				}
 			}
+			p.status.probe(r)
 			results = append(results, r)
 			if r.Error != "" || ctx.Err() != nil {
 				continue

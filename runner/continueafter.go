@@ -107,6 +107,7 @@ func continuedAfter(modes []string) string {
 // waitFor waits as a waiting mode says (enter, signal, app-exit, timeout, a number of seconds), or until the
 // app exits; it reports whether octx, the observation's time, ended the wait.
 func (s *Sandbox) waitFor(octx context.Context, mode string, plan Plan) (timedOut bool) {
+	defer s.status.wait(waitMessage(mode, plan))()
 	var ch <-chan struct{}
 	switch mode {
 	case AfterAppExit, AfterTimeout:
@@ -146,4 +147,20 @@ func (s *Sandbox) waitFor(octx context.Context, mode string, plan Plan) (timedOu
 		return true
 	}
 	return false
+}
+
+// waitMessage says what waitFor waits for, for Plan.Status (after "waiting ").
+func waitMessage(mode string, plan Plan) string {
+	switch mode {
+	case AfterAppExit:
+		return "for the app to exit (--continue-after app-exit)"
+	case AfterTimeout:
+		return fmt.Sprintf("for the observation's time to end (--continue-after timeout, %s)", plan.Timeout)
+	case AfterEnter:
+		return "for Enter (--continue-after enter)"
+	case AfterSignal:
+		return "for a signal (--continue-after signal)"
+	}
+	n, _ := strconv.Atoi(mode)
+	return fmt.Sprintf("%s (--continue-after %s)", time.Duration(n)*time.Second, mode)
 }

@@ -288,6 +288,7 @@ func (p *prober) crawl(ctx context.Context, opts CrawlOptions, starts []crawlSta
 		for _, it := range links {
 			round = cr.enqueue(round, it)
 		}
+		p.status.say("crawl: %d pages fetched, %d more to fetch", len(cr.report.Pages), len(round))
 	}
 	return cr.report
 }

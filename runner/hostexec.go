@@ -167,7 +167,9 @@ func (s *Sandbox) hostExecStep(ctx context.Context, plan Plan, obs *Observation)
 		}
 	}
 	if len(addrs) > 0 && !s.Exited() {
+		done := s.status.wait("for the app on " + portList(plan.HostExecPorts) + " before the host commands")
 		s.waitForPort(ctx, plan.HostExecPorts, plan.ProbeTimeout)
+		done()
 	}
 	obs.HostExecPorts = addrs
 	base := plan.HostExecEnv
@@ -186,8 +188,11 @@ func (s *Sandbox) hostExecStep(ctx context.Context, plan Plan, obs *Observation)
 		case s.Exited():
 			obs.HostExecs = append(obs.HostExecs, HostExecResult{Command: line, ExitCode: -1, Error: "not run: the app had exited"})
 		default:
+			done := s.status.wait("for the host command " + line)
 			obs.HostExecs = append(obs.HostExecs, runHostCommand(ctx, line, env, timeout, plan.ExecOutput))
+			done()
 		}
+		s.status.say("%s", obs.HostExecs[len(obs.HostExecs)-1])
 	}
 	return stop, nil
 }

@@ -70,6 +70,9 @@ type Plan struct {
 	ExecOutput io.Writer
 	// Published, when set, is told the host addresses of Spec.Publish once they are bound (before the probes).
 	Published func([]PublishedPort)
+	// Status, when set, is told what the observation does and waits for as it goes (see Status), one call
+	// at a time, from the observation's goroutines: it must return quickly (the probes wait for it).
+	Status func(Status)
 }
 
 // Observation is what one observed run of an app gave.
@@ -211,6 +214,12 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		return nil, err
 	}
 	defer s.Close()
+	s.status = newStatus(plan.Status)
+	if s.rootless {
+		s.status.say("sandbox started (rootless: in a user namespace, on a copy of the tree)")
+	} else {
+		s.status.say("sandbox started")
+	}
 	obs := &Observation{ContinuedAfter: continuedAfter(modes)}
 	if len(spec.Publish) > 0 {
 		pub, stop, err := s.publish(ctx, spec.Publish)
@@ -254,7 +263,10 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 				if octx.Err() != nil || s.Exited() {
 					break
 				}
+				done := s.status.wait("for the exec probe " + strings.Join(args, " "))
 				res, rec := s.Exec(octx, args, plan.ExecOutput)
+				done()
+				s.status.say("%s", res)
 				obs.Execs = append(obs.Execs, res)
 				if rec != nil {
 					recs = append(recs, rec)
@@ -272,11 +284,13 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 			}
 		}
 		if i == last && obs.Healthcheck.OK() {
+			done := s.status.wait("for the HEALTHCHECK's next interval")
 			select {
 			case <-octx.Done():
 			case <-s.done:
 			case <-time.After(min(plan.Healthcheck.Interval, HealthcheckInterval)):
 			}
+			done()
 			healthRecs = append(healthRecs, s.healthRound(octx, obs.Healthcheck, 0, plan.ExecOutput)...)
 		}
 		if err := ctx.Err(); err != nil {
@@ -284,11 +298,24 @@ func Observe(ctx context.Context, tree string, spec Spec, plan Plan, o *Options)
 		}
 	}
 	obs.AppExited = s.Exited()
+	done := func() {}
+	if !obs.AppExited {
+		done = s.status.wait(fmt.Sprintf("for the app to stop (%s, killed after %s)", signalName(plan.StopSignal), plan.StopTimeout))
+	}
 	code, killed, err := s.Stop(plan.StopSignal, plan.StopTimeout)
+	done()
 	if err != nil {
 		return nil, fmt.Errorf("stopping the app: %w", err)
 	}
 	obs.ExitCode, obs.Killed = code, killed
+	switch {
+	case obs.AppExited:
+		s.status.say("the app had exited by itself, with %d", code)
+	case killed:
+		s.status.say("the app ignored %s and was killed", signalName(plan.StopSignal))
+	default:
+		s.status.say("the app stopped, with %d", code)
+	}
 	obs.Duration = time.Since(start)
 	obs.LimitsHit = s.hits()
 	rec, recErr := s.Record()
@@ -323,7 +350,10 @@ func (s *Sandbox) healthRound(ctx context.Context, r *HealthcheckResult, grace t
 	start := time.Now()
 	var recs []*sensor.Record
 	for failed := 0; ctx.Err() == nil && !s.Exited(); {
+		done := s.status.wait("for the HEALTHCHECK " + strings.Join(r.Args, " "))
 		res, rec := s.exec(ctx, r.Args, out, timeout, "the HEALTHCHECK's timeout, at most --exec-timeout")
+		done()
+		s.status.say("HEALTHCHECK run %d: %s", len(r.Runs)+1, strings.TrimPrefix(res.String(), "exec "))
 		r.Runs = append(r.Runs, res)
 		if rec != nil {
 			recs = append(recs, rec)
@@ -339,11 +369,13 @@ func (s *Sandbox) healthRound(ctx context.Context, r *HealthcheckResult, grace t
 		if failed >= r.Retries {
 			break
 		}
+		done = s.status.wait(fmt.Sprintf("%s for the HEALTHCHECK's next run", interval))
 		select {
 		case <-ctx.Done():
 		case <-s.done:
 		case <-time.After(interval):
 		}
+		done()
 	}
 	return recs
 }

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,10 +124,13 @@ type prober struct {
 	policy ProbePolicy
 	// upBy is when waiting for the app to take connections ends.
 	upBy time.Time
+	// status reports each result; answered, when set, is called with each (it ends the wait for the app).
+	status   *status
+	answered func()
 }
 
 func (s *Sandbox) prober(policy ProbePolicy) *prober {
-	return &prober{dial: s.Dial, done: s.done, cwd: s.spec.Cwd, policy: policy.fill()}
+	return &prober{dial: s.Dial, done: s.done, cwd: s.spec.Cwd, policy: policy.fill(), status: s.status}
 }
 
 // fastcgiPort is PHP-FPM's port, where a probe without a protocol falls back to FastCGI (a variable for
@@ -493,6 +497,8 @@ func (s *Sandbox) probeAll(ctx context.Context, plan Plan, start time.Time) (res
 	}
 	plan.Crawl.capture(jobs)
 	p := s.prober(plan.Probe)
+	p.answered = s.status.wait("for the app on " + portList(jobPorts(jobs)))
+	defer p.answered()
 	if d := p.policy.StartWait - time.Since(start); d > 0 {
 		select {
 		case <-ctx.Done():
@@ -504,6 +510,17 @@ func (s *Sandbox) probeAll(ctx context.Context, plan Plan, start time.Time) (res
 	results, firstAnswer = p.run(ctx, jobs, start)
 	results = append(results, p.apiSpecProbes(ctx, plan, results, start)...)
 	return results, firstAnswer, p.crawlFrom(ctx, plan.Crawl, jobs, results)
+}
+
+// jobPorts are the ports jobs probe, in order, once each.
+func jobPorts(jobs []probeJob) []int {
+	var ports []int
+	for _, j := range jobs {
+		if !slices.Contains(ports, j.port) {
+			ports = append(ports, j.port)
+		}
+	}
+	return ports
 }
 
 // run sends jobs (see probeAll).
@@ -536,7 +553,13 @@ func (p *prober) run(ctx context.Context, jobs []probeJob, start time.Time) ([]P
 			}
 			r := p.probe(ctx, j.c, j.port)
 			mu.Lock()
-			defer mu.Unlock()
+			defer func() {
+				if p.answered != nil {
+					p.answered()
+				}
+				p.status.probe(results[i])
+				mu.Unlock()
+			}()
 			switch {
 			case r.OK():
 				if d := time.Since(start); first == 0 || d < first {

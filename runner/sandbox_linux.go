@@ -186,6 +186,8 @@ type Sandbox struct {
 	ids      *idRange
 	ungrant  func()
 	workRoot string
+	// status reports what an observation of the sandbox does (Plan.Status); nil sends nothing.
+	status *status
 
 	waitOnce sync.Once
 	exit     *os.ProcessState
