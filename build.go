@@ -222,6 +222,7 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	pr, err := runPipeline(ctx, pipelineOptions{
 		Tree: tree,
 		Observe: func(ctx context.Context, treeDir string, round int) (*runner.Observation, error) {
+			fatRun.plan.Status = p.status(StageObserve, 0, bo.Run.Plan.Status)
 			return fatRun.observe(ctx, treeDir, sandbox())
 		},
 		ObserveSlim: func(ctx context.Context, slim *rootfs.Tree, round int) (*runner.Observation, error) {
@@ -231,6 +232,7 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 				return nil, err
 			}
 			v.plan.Ports, v.plan.HTTP, v.plan.HostExecPorts = fatRun.plan.Ports, fatRun.plan.HTTP, fatRun.plan.HostExecPorts
+			v.plan.Status = p.status(StageVerify, round, bo.Run.Plan.Status)
 			return v.observe(ctx, slim.Dir, sandbox())
 		},
 		Closure: closure,

@@ -58,6 +58,7 @@ func Profile(ctx context.Context, image string, o *ProfileOptions) (*ProfileResu
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	start = time.Now()
+	r.plan.Status = p.status(StageObserve, 0, po.Run.Plan.Status)
 	p.send(Event{Stage: StageObserve, Kind: Started})
 	obs, runErr := r.observe(ctx, w.tree.Dir, filepath.Join(w.dir, "sandbox"))
 	observeTime := time.Since(start)

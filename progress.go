@@ -3,6 +3,8 @@ package slimoci
 import (
 	"context"
 	"time"
+
+	"github.com/slimoci/slimoci/runner"
 )
 
 // Stage names a step of a job, in the order a build runs them.
@@ -70,6 +72,20 @@ func (p *progress) send(e Event) {
 	select {
 	case p.ch <- e:
 	case <-p.ctx.Done():
+	}
+}
+
+// status turns an observation's statuses (what it does and waits for, each probe's answer) into stage's
+// events, and passes them on to also (the caller's own Plan.Status) when set.
+func (p *progress) status(stage Stage, round int, also func(runner.Status)) func(runner.Status) {
+	if p == nil || p.ch == nil {
+		return also
+	}
+	return func(st runner.Status) {
+		p.send(Event{Stage: stage, Kind: Progressed, Round: round, Message: st.Message})
+		if also != nil {
+			also(st)
+		}
 	}
 }
 

@@ -34,17 +34,18 @@ type BuildCmd struct {
 }
 
 func (c *BuildCmd) Run(ctx context.Context, g *Globals) error {
-	opts, err := c.options(g)
-	if err != nil {
-		return err
-	}
 	run, stop, err := c.runOptions(g)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	opts, done, err := c.options(g)
+	if err != nil {
+		return err
+	}
 	opts.Run = *run
 	res, err := slimoci.Build(ctx, c.Image, opts)
+	done()
 	if err != nil {
 		if res != nil && res.Fat != nil && !g.JSON && !g.Quiet {
 			// What the app did is worth seeing when the build fails.
@@ -71,20 +72,21 @@ func (c *BuildCmd) Validate() error {
 }
 
 // options turns the flags into the library's options (all but Run).
-func (c *BuildCmd) options(g *Globals) (*slimoci.BuildOptions, error) {
+// The job's progress is drawn until done is called, after the build.
+func (c *BuildCmd) options(g *Globals) (_ *slimoci.BuildOptions, done func(), err error) {
 	opts, err := c.flagOptions()
 	if err != nil {
-		return nil, usage(err)
+		return nil, nil, usage(err)
 	}
 	if opts.Epoch, err = sourceDateEpoch(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	job, err := c.job(g, c.StatePath, c.WorkDir)
+	job, done, err := c.job(g, c.StatePath, c.WorkDir)
 	if err != nil {
-		return nil, usage(err)
+		return nil, nil, usage(err)
 	}
 	opts.JobOptions = *job
-	return opts, nil
+	return opts, done, nil
 }
 
 // flagOptions checks build's own flags and turns them into the library's options, but for the job's.

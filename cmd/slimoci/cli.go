@@ -46,6 +46,7 @@ type Globals struct {
 	stdout io.Writer
 	stderr io.Writer
 	logger *slog.Logger
+	level  slog.Level
 }
 
 // Validate refuses a --platform that does not parse before any command starts: a usage error.
@@ -123,9 +124,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if cli.Debug {
 		level = slog.LevelDebug
 	}
-	cli.Globals.stdout, cli.Globals.stderr = stdout, stderr
-	// slog quotes what it logs, controls escaped; the terminal writer is there for anything it misses.
-	cli.Globals.logger = slog.New(slog.NewTextHandler(termsafe.NewWriter(stderr), &slog.HandlerOptions{Level: level}))
+	if cli.Quiet && !cli.Debug {
+		// --quiet: only errors.
+		level = slog.LevelError
+	}
+	cli.Globals.stdout, cli.Globals.stderr, cli.Globals.level = stdout, stderr, level
+	cli.Globals.logger = cli.Globals.loggerTo(stderr)
 	// libcontainer's own logs (logrus) are slimoci's debug logs, and go nowhere without --debug.
 	runner.LibcontainerLogs(cli.Globals.logger)
 

@@ -23,11 +23,12 @@ func (c *ProfileCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer stop()
-	job, err := c.job(g, c.StatePath, c.WorkDir)
+	job, done, err := c.job(g, c.StatePath, c.WorkDir)
 	if err != nil {
 		return usage(err)
 	}
 	res, err := slimoci.Profile(ctx, c.Image, &slimoci.ProfileOptions{JobOptions: *job, Run: *run})
+	done()
 	if g.JSON && res != nil {
 		if jerr := g.printJSON(res); jerr != nil && err == nil {
 			err = jerr
