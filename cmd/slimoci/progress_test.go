@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/slimoci/slimoci"
 )
+
+// plainStageLine is a line the renderer prints off a terminal.
+var plainStageLine = regexp.MustCompile(`^(unpack|observe|closure|emit|verify|push)( \(round \d+\))?: `)
 
 // jobEvents is a build's events as the library sends them: an unpack with bytes of a known total and
 // files, an observation waiting for its app, then probes answering (one quoting a hostile app), a verify
@@ -82,6 +86,11 @@ push: 24.0 MB, 0.3s
 `
 	if out.String() != want {
 		t.Errorf("output:\n%s\nwant:\n%s", out.String(), want)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(want, "\n"), "\n") {
+		if !plainStageLine.MatchString(l) {
+			t.Errorf("plainStageLine does not match %q", l)
+		}
 	}
 }
 
