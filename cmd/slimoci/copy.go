@@ -6,6 +6,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
 )
@@ -48,7 +49,11 @@ func (c *CopyCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer s.Close()
-	if err := oci.Write(ctx, s.Image, dst, opts); err != nil {
+	st := g.stage(slimoci.StagePush, dst.String())
+	opts.Progress = func(u v1.Update) { st.bytes(u.Complete, u.Total, 0) }
+	err = oci.Write(ctx, s.Image, dst, opts)
+	st.done(err == nil)
+	if err != nil {
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
 	if g.JSON {

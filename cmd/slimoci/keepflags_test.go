@@ -146,7 +146,8 @@ func TestKeepFlagErrors(t *testing.T) {
 		{"WORKDIR /", []string{"--include-workdir", "oci:" + rootWorkdir}, []string{"--include-workdir", "WORKDIR is /"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"build", "--sensor", sensorBin, "--state-path", filepath.Join(t.TempDir(), "state")}, tc.args...)
+			// --quiet: the error alone on stderr, no stage lines before it.
+			args := append([]string{"--quiet", "build", "--sensor", sensorBin, "--state-path", filepath.Join(t.TempDir(), "state")}, tc.args...)
 			if !strings.HasPrefix(args[len(args)-1], "oci:") {
 				args = append(args, good)
 			}

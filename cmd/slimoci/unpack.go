@@ -6,6 +6,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/rootfs"
 )
@@ -42,7 +43,10 @@ func (c *UnpackCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer src.Close()
 	ref := src.Ref
-	tree, err := rootfs.Unpack(ctx, src.Image, c.Dir, &rootfs.Options{Jobs: min(g.Jobs, 2), Logger: g.logger})
+	st := g.stage(slimoci.StageUnpack, ref.String())
+	tree, err := rootfs.Unpack(ctx, src.Image, c.Dir, &rootfs.Options{Jobs: min(g.Jobs, 2), Logger: g.logger,
+		Progress: func(p rootfs.Progress) { st.bytes(p.Read, p.Total, p.Files) }})
+	st.done(err == nil)
 	if err != nil {
 		return fmt.Errorf("unpacking %s into %s: %w", ref, c.Dir, err)
 	}
