@@ -52,6 +52,9 @@ type Event struct {
 	// Message is what the stage is doing or waiting for: "waiting for the app on :8080", a probe's answer, a
 	// destination. It may quote the image or the app: escape it before it reaches a terminal.
 	Message string `json:"message,omitempty"`
+	// Waiting says Message is what the stage now waits for (sent again every few seconds with the time so
+	// far), not something that happened.
+	Waiting bool `json:"waiting,omitempty"`
 	// Round is the verify round (1, 2, ...) of an observe or verify event; 0 for the fat image's run.
 	Round int `json:"round,omitempty"`
 	// Elapsed is the stage's time, on Finished.
@@ -82,7 +85,7 @@ func (p *progress) status(stage Stage, round int, also func(runner.Status)) func
 		return also
 	}
 	return func(st runner.Status) {
-		p.send(Event{Stage: stage, Kind: Progressed, Round: round, Message: st.Message})
+		p.send(Event{Stage: stage, Kind: Progressed, Round: round, Message: st.Message, Waiting: st.Waiting})
 		if also != nil {
 			also(st)
 		}

@@ -55,7 +55,9 @@ func TestNotifySameRecordAsPtrace(t *testing.T) {
 		if n.ExitCode != 7 || len(n.Files[dir+"/real/made"]) == 0 || len(n.Execs) < 6 || all && n.Syscalls["vfork"]+n.Syscalls["clone"] == 0 {
 			t.Fatalf("all=%v: notify recorded %d files, %d execs, exit code %d, syscalls %v", all, len(n.Files), len(n.Execs), n.ExitCode, n.Syscalls)
 		}
-		if diffs := testbed.RecordDiff(p, n, nil, nil); len(diffs) > 0 {
+		// futex and sched_yield are made only when a lock is contended, which is timing: the slower ptrace
+		// run made a futex call once in CI where the notify run made none.
+		if diffs := testbed.RecordDiff(p, n, nil, []string{"futex", "sched_yield"}); len(diffs) > 0 {
 			t.Errorf("all=%v: ptrace and notify records differ:\n%s", all, strings.Join(diffs, "\n"))
 		}
 	}

@@ -167,11 +167,10 @@ func (s *stageState) summary() string {
 func humanBytes(n int64) string { return fmt.Sprintf("% .1f", decor.SizeB1000(n)) }
 
 // happened reports whether e says something that happened (a probe's answer, the next destination) rather
-// than what the stage waits for (runner.Status's waits, and only they, say "waiting ...") or how far it is
-// (an event with counts: its message names what they count).
+// than what the stage waits for (Waiting) or how far it is (an event with counts: its message names what
+// they count).
 func happened(e slimoci.Event) bool {
-	return e.Kind == slimoci.Progressed && e.Message != "" && !strings.HasPrefix(e.Message, "waiting ") &&
-		e.Unit == "" && e.Files == 0 && e.TotalFiles == 0
+	return e.Kind == slimoci.Progressed && e.Message != "" && !e.Waiting && e.Unit == "" && e.Files == 0 && e.TotalFiles == 0
 }
 
 // lineRenderer prints plain lines.
