@@ -86,6 +86,21 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+// errorLine checks that stderr is what a failed command prints, the renderer's stage lines and then its error
+// on one line ("slimoci: ..."), and returns that line; "" when stderr is anything else.
+func errorLine(stderr string) string {
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	for _, l := range lines[:len(lines)-1] {
+		if !plainStageLine.MatchString(l) {
+			return ""
+		}
+	}
+	if last := lines[len(lines)-1]; strings.HasPrefix(last, "slimoci: ") {
+		return last
+	}
+	return ""
+}
+
 func infoJSON(t *testing.T, args ...string) *reverse.Info {
 	t.Helper()
 	out, errs, code := runCLI(t, append([]string{"info", "--json"}, args...)...)
@@ -286,7 +301,7 @@ func TestE2EBadInput(t *testing.T) {
 			if code != exitImage {
 				t.Fatalf("exit %d, want %d; stdout %q stderr %q", code, exitImage, stdout, stderr)
 			}
-			if strings.Count(strings.TrimRight(stderr, "\n"), "\n") != 0 || !strings.HasPrefix(stderr, "slimoci: ") {
+			if errorLine(stderr) == "" {
 				t.Errorf("error is not one line: %q", stderr)
 			}
 			for _, w := range tc.want {

