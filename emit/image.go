@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,11 @@ type ImageOptions struct {
 	// Edits change the source's config, in order (build: the observation's overrides --image-overrides
 	// keeps, then the --new-* and --remove-* flags); none keeps it as it is.
 	Edits []ConfigEdits
+	// Replace gives kept regular files other content than the tree's (the pruned package database): each is
+	// written with the index's header (mode, owners, xattrs, mtime clamped as the others) but the new size
+	// and content. A hardlinked file replaced leaves its link group: its content is no longer the others'.
+	// A path that is not a kept regular file is an error.
+	Replace map[string][]byte
 	// Progress, when set, is told the entries and file bytes written to the layer so far, of those kept,
 	// at most ten times a second and once more with the final counts before SlimImage returns; never
 	// concurrently.
@@ -85,6 +92,9 @@ type LayerStats struct {
 // order, PAX headers; and returns an OCI image with the source's config (its rootfs and history adjusted
 // to the one layer, and o.Edits applied).
 func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.Image, *LayerStats, error) {
+	if err := checkReplace(tree, keep, o.Replace); err != nil {
+		return nil, nil, err
+	}
 	f, err := os.CreateTemp(o.Dir, "layer-*")
 	if err != nil {
 		return nil, nil, err
@@ -114,10 +124,10 @@ func SlimImage(tree *rootfs.Tree, keep map[string][]string, o ImageOptions) (v1.
 	raw := &hashWriter{w: zw, h: sha256.New()}
 	c := &layerCounts{}
 	if o.Progress != nil {
-		c.totalFiles, c.totalBytes = keptTotals(tree, keep)
+		c.totalFiles, c.totalBytes = keptTotals(tree, keep, o.Replace)
 	}
 	stop := throttle.Start(c.progress, o.Progress)
-	stats, err := writeLayer(raw, tree, keep, o.Epoch, c)
+	stats, err := writeLayer(raw, tree, keep, o.Replace, o.Epoch, c)
 	stop()
 	if err != nil {
 		return nil, nil, err
@@ -199,16 +209,34 @@ func (c *layerCounts) progress() LayerProgress {
 	return LayerProgress{Files: c.files.Load(), TotalFiles: c.totalFiles, Bytes: c.bytes.Load(), TotalBytes: c.totalBytes}
 }
 
+// checkReplace fails unless every path replace names is a kept regular file of tree.
+func checkReplace(tree *rootfs.Tree, keep map[string][]string, replace map[string][]byte) error {
+	for _, p := range slices.Sorted(maps.Keys(replace)) {
+		e, ok := tree.Index.Lookup(p)
+		switch {
+		case !ok || e.Path != p:
+			return fmt.Errorf("replacing %s: not in the image", p)
+		case !kept(e, keep):
+			return fmt.Errorf("replacing %s: not kept", p)
+		case e.Type != rootfs.TypeFile:
+			return fmt.Errorf("replacing %s: a %s, not a regular file", p, e.Type)
+		}
+	}
+	return nil
+}
+
 // keptTotals counts what writeLayer will write: the kept entries, and the bytes of their files, each
-// hardlinked file once.
-func keptTotals(tree *rootfs.Tree, keep map[string][]string) (files, bytes int64) {
+// hardlinked file once (a replaced one on its own).
+func keptTotals(tree *rootfs.Tree, keep map[string][]string, replace map[string][]byte) (files, bytes int64) {
 	groups := map[string]bool{}
 	tree.Index.Walk(func(e *rootfs.Entry) error {
 		if !kept(e, keep) {
 			return nil
 		}
 		files++
-		if e.Type == rootfs.TypeFile && (e.HardlinkGroup == "" || !groups[e.HardlinkGroup]) {
+		if b, ok := replace[e.Path]; ok {
+			bytes += int64(len(b))
+		} else if e.Type == rootfs.TypeFile && (e.HardlinkGroup == "" || !groups[e.HardlinkGroup]) {
 			groups[e.HardlinkGroup] = true
 			bytes += e.Size
 		}
@@ -222,8 +250,9 @@ func kept(e *rootfs.Entry, keep map[string][]string) bool {
 	return e.Path != "/" && keep[e.Path] != nil
 }
 
-// writeLayer writes the tar stream of keep's entries, counting them into c.
-func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch *time.Time, c *layerCounts) (*LayerStats, error) {
+// writeLayer writes the tar stream of keep's entries, replace's content for those it names, counting them
+// into c.
+func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, replace map[string][]byte, epoch *time.Time, c *layerCounts) (*LayerStats, error) {
 	tw := tar.NewWriter(w)
 	stats := &LayerStats{}
 	firstOfGroup := map[string]string{}
@@ -232,6 +261,7 @@ func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch 
 			return nil
 		}
 		name := strings.TrimPrefix(e.Path, "/")
+		var replaced []byte
 		mtime := e.ModTime
 		if epoch != nil && mtime.After(*epoch) {
 			mtime = *epoch
@@ -260,7 +290,9 @@ func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch 
 			}
 		case rootfs.TypeFile:
 			h.Typeflag, h.Size = tar.TypeReg, e.Size
-			if e.HardlinkGroup != "" {
+			if b, ok := replace[e.Path]; ok {
+				h.Size, replaced = int64(len(b)), b
+			} else if e.HardlinkGroup != "" {
 				if first, ok := firstOfGroup[e.HardlinkGroup]; ok {
 					h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
 					stats.Hardlinks++
@@ -277,6 +309,15 @@ func writeLayer(w io.Writer, tree *rootfs.Tree, keep map[string][]string, epoch 
 		stats.Entries++
 		c.files.Add(1)
 		if h.Typeflag != tar.TypeReg || h.Size == 0 {
+			return nil
+		}
+		if replaced != nil {
+			n, err := tw.Write(replaced)
+			stats.Bytes += int64(n)
+			c.bytes.Add(int64(n))
+			if err != nil {
+				return fmt.Errorf("writing %s: %w", e.Path, err)
+			}
 			return nil
 		}
 		f, err := tree.Open(e.Path)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -232,5 +233,84 @@ func TestSlimImageLeavesSourceConfig(t *testing.T) {
 	cf, _ := img.ConfigFile()
 	if !cf.History[0].EmptyLayer || cf.Config.Labels["a"] != "b" || !slices.Contains(cf.Config.Env, "X=1") {
 		t.Errorf("slim config %+v", cf)
+	}
+}
+
+// ImageOptions.Replace: a kept regular file gets the given content with the index's header (mode, owners,
+// xattrs, mtime) and the new size; a replaced file of a hardlink pair leaves the pair (its partner keeps the
+// tree's content, as a file of its own); the same inputs give the same digest, other content another one;
+// a path that is not a kept regular file is an error.
+func TestSlimImageReplace(t *testing.T) {
+	tree, err := rootfs.Unpack(context.Background(), fatImage(t), filepath.Join(t.TempDir(), "fat"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string][]string{}
+	for _, p := range []string{"/app", "/app/bin", "/app/bin/tool", "/app/bin/tool-hard", "/app/bin/t", "/app/conf"} {
+		keep[p] = []string{"test"}
+	}
+	replace := map[string][]byte{"/app/conf": []byte("replaced, and longer than before\n"), "/app/bin/tool": []byte("#!/bin/sh\n")}
+	epoch := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	build := func(replace map[string][]byte) (v1.Image, v1.Hash, *LayerStats) {
+		var last LayerProgress
+		img, stats, err := SlimImage(tree, keep, ImageOptions{Replace: replace, Epoch: &epoch, Dir: t.TempDir(), Progress: func(p LayerProgress) { last = p }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last.Bytes != last.TotalBytes || last.Bytes != stats.Bytes {
+			t.Errorf("progress %+v, stats %+v", last, stats)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img, d, stats
+	}
+	img, d1, stats := build(replace)
+	if _, d2, _ := build(replace); d1 != d2 {
+		t.Errorf("two builds with the same Replace differ: %s %s", d1, d2)
+	}
+	if _, d3, _ := build(map[string][]byte{"/app/conf": []byte("other\n"), "/app/bin/tool": []byte("#!/bin/sh\n")}); d3 == d1 {
+		t.Errorf("other content, same digest %s", d1)
+	}
+	_, plain, plainStats := build(nil)
+	if plain == d1 {
+		t.Errorf("Replace changed nothing: %s", d1)
+	}
+	// tool's 18 bytes, written once for the pair, and conf's 4; then conf's 33, tool's 10 and tool-hard's 18.
+	if plainStats.Bytes != 22 || stats.Bytes != 61 || stats.Hardlinks != 0 || plainStats.Hardlinks != 1 {
+		t.Errorf("stats %+v, without Replace %+v", stats, plainStats)
+	}
+
+	slim, err := rootfs.Unpack(context.Background(), img, filepath.Join(t.TempDir(), "slim"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"/app/conf": "replaced, and longer than before\n", "/app/bin/tool": "#!/bin/sh\n", "/app/bin/tool-hard": "#!/bin/sh\necho hi\n"} {
+		got, err := slim.ReadFile(p)
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q", p, got, err, want)
+		}
+		fat, _ := tree.Index.Lookup(p)
+		e, _ := slim.Index.Lookup(p)
+		if e == nil || e.Type != rootfs.TypeFile || e.Mode != fat.Mode || e.UID != fat.UID || e.GID != fat.GID || e.Size != int64(len(want)) ||
+			!e.ModTime.Equal(epoch) || len(e.Xattrs) != len(fat.Xattrs) || e.HardlinkGroup != "" {
+			t.Errorf("%s: %+v, fat %+v", p, e, fat)
+		}
+	}
+
+	for _, c := range []struct{ path, want string }{
+		{"/app/data", "replacing /app/data: not kept"},
+		{"/app/bin/t", "replacing /app/bin/t: a symlink, not a regular file"},
+		{"/app", "replacing /app: a dir, not a regular file"},
+		{"/app/nope", "replacing /app/nope: not in the image"},
+		{"app/conf", "replacing app/conf: not in the image"},
+	} {
+		keep := maps.Clone(keep)
+		keep["/app/data"] = nil
+		_, _, err := SlimImage(tree, keep, ImageOptions{Replace: map[string][]byte{c.path: []byte("x")}, Dir: t.TempDir()})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("Replace %s: %v, want %q", c.path, err, c.want)
+		}
 	}
 }
