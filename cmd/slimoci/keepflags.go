@@ -44,6 +44,7 @@ type KeepFlags struct {
 	ExcludePath            []string `help:"Drop paths matching this glob (** for any directories), and what is under them, whatever else says (repeatable)." sep:"none" placeholder:"GLOB"`
 	ExcludePattern         []string `help:"As --exclude-path (mint's name)." sep:"none" placeholder:"GLOB"`
 	ExcludeVarlockFiles    bool     `help:"Drop the image's files under /var/lock and /run/lock (stale locks of its build; the directories stay)." default:"true" negatable:""`
+	PackageDB              bool     `name:"package-db" help:"Keep the package database in the slim image, pruned: dpkg's status and file lists, apk's installed, the language packages' metadata, listing only the packages that still have a file in the image and only the files it has (versions, architectures, sources unchanged), so that dpkg -l, dpkg -S, apk info and scanners see what it ships." default:"true" negatable:""`
 	ExcludeMounts          bool     `help:"Leave a --mount's files out of the slim image: always so in slimoci (they are not the image's), so --no-exclude-mounts is refused." default:"true" negatable:""`
 }
 
@@ -51,7 +52,9 @@ type KeepFlags struct {
 type keepPlan struct {
 	include, exclude []string
 	certs, shell     bool
-	opts             rootfs.KeepOptions
+	// packageDB is --package-db: the library's BuildOptions.NoPackageDB is its negation.
+	packageDB bool
+	opts      rootfs.KeepOptions
 }
 
 // plan reads the keep flags' files and checks every value and combination.
@@ -119,7 +122,7 @@ func (k *KeepFlags) plan() (*keepPlan, error) {
 	p.certs = k.IncludeCertAll && k.IncludeCerts && !k.IncludeCertBundlesOnly && !k.IncludeCertDirs
 	p.opts.CertBundles, p.opts.CertDirs = k.IncludeCertBundlesOnly, k.IncludeCertDirs
 	p.opts.CertKeys = k.IncludeCertPKAll || k.IncludeCertPKDirs
-	p.shell = k.IncludeShell
+	p.shell, p.packageDB = k.IncludeShell, k.PackageDB
 	p.opts.Workdir, p.opts.Zoneinfo, p.opts.SSHClient = k.IncludeWorkdir, k.IncludeZoneinfo, k.IncludeSSHClient
 	p.opts.OSLibsNet, p.opts.ExcludeVarLock = k.IncludeOSLibsNet, k.ExcludeVarlockFiles
 	p.opts.LastLayers = k.IncludeLastImageLayers

@@ -45,15 +45,16 @@ func TestKeepPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The defaults: all certificates, the resolver's libraries, stale locks dropped; nothing else.
-	if !p.certs || p.opts.CertBundles || p.opts.CertDirs || p.opts.CertKeys || !p.opts.OSLibsNet || !p.opts.ExcludeVarLock || p.shell ||
+	// The defaults: all certificates, the resolver's libraries, the pruned package database, stale locks
+	// dropped; nothing else.
+	if !p.certs || !p.packageDB || p.opts.CertBundles || p.opts.CertDirs || p.opts.CertKeys || !p.opts.OSLibsNet || !p.opts.ExcludeVarLock || p.shell ||
 		p.opts.Workdir || p.opts.LastLayers != 0 || len(p.include)+len(p.exclude)+len(p.opts.Bins) != 0 {
 		t.Errorf("defaults: %+v", p)
 	}
 	p, err = planOf(t, "--include-path", "/etc/x", "--include-path-file", paths, "--preserve-path", "/srv/www", "--include-bin", "/bin/ls",
 		"--include-bin-file", bins, "--include-exe", "sh", "--include-exe-file", exes, "--include-dir-bins", "/opt/bin", "--exclude-path", "/usr/share/doc",
 		"--exclude-pattern", "/usr/**/*.pyc", "--include-node-package", "@scope/pkg", "--include-last-image-layers", "2", "--include-shell",
-		"--include-workdir", "--include-zoneinfo", "--include-ssh-client", "--no-include-oslibs-net", "--no-exclude-varlock-files")
+		"--include-workdir", "--include-zoneinfo", "--include-ssh-client", "--no-include-oslibs-net", "--no-exclude-varlock-files", "--no-package-db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestKeepPlan(t *testing.T) {
 			t.Errorf("%s: %q, want %q", name, got[0], got[1])
 		}
 	}
-	if p.opts.LastLayers != 2 || !p.shell || !p.opts.Workdir || !p.opts.Zoneinfo || !p.opts.SSHClient || p.opts.OSLibsNet || p.opts.ExcludeVarLock {
+	if p.opts.LastLayers != 2 || !p.shell || p.packageDB || !p.opts.Workdir || !p.opts.Zoneinfo || !p.opts.SSHClient || p.opts.OSLibsNet || p.opts.ExcludeVarLock {
 		t.Errorf("switches: %+v", p)
 	}
 	for _, tc := range []struct {

@@ -363,3 +363,144 @@ func fmtMap(m map[string]string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+const (
+	apkMusl = "C:Q1aaaa=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nI:622592\nT:the musl c library (libc) implementation\n" +
+		"U:https://musl.libc.org/\nL:MIT\no:musl\nm:Timo Teräs <timo.teras@iki.fi>\np:so:libc.musl-x86_64.so.1=1\n"
+	apkMuslFiles = "F:lib\nM:0:0:755\nR:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1bbbb=\nR:libc.musl-x86_64.so.1\na:0:0:777\nZ:Q1cccc=\n" +
+		"F:usr\nF:usr/lib\n"
+	apkBusybox = "C:Q1dddd=\nP:busybox\nV:1.36.1-r5\nA:x86_64\nL:GPL-2.0-only\no:busybox\nF:bin\nR:busybox\nZ:Q1eeee=\n"
+	apkZlib    = "C:Q1ffff=\nP:zlib\nV:1.3.1-r0\nA:x86_64\nL:Zlib\no:zlib\n" +
+		"F:usr\nF:usr/lib\nR:libz.so.1\nZ:Q1gggg=\nR:libz.so.1.3.1\nZ:Q1hhhh=\nF:usr/share\nF:usr/share/doc\nR:README\n"
+)
+
+// TestPruneApk: apk's installed database keeps the kept packages' stanzas, every field as it was, their F:
+// lines (with M:) cut to the directories leading to kept files and their R: lines (with a: and Z:) to the
+// kept files; a package with no kept file is gone. The database is found through a symlinked /lib (a
+// merged-usr Alpine), which is kept with it.
+func TestPruneApk(t *testing.T) {
+	tree := synthTree(t, nil, map[string]string{
+		"/usr/lib/ld-musl-x86_64.so.1": "\x7fELF musl", "/usr/lib/libz.so.1.3.1": "\x7fELF zlib", "/usr/bin/busybox": "\x7fELF busybox",
+		"/usr/share/doc/README":     "zlib readme",
+		"/usr/lib/apk/db/installed": apkMusl + apkMuslFiles + "\n" + apkBusybox + "\n" + apkZlib + "\n",
+	}, map[string]string{"/lib": "usr/lib", "/bin": "usr/bin", "/usr/lib/libc.musl-x86_64.so.1": "ld-musl-x86_64.so.1", "/usr/lib/libz.so.1": "libz.so.1.3.1"})
+	apk := func(name string, files ...string) *Package {
+		return &Package{Type: Apk, Namespace: "alpine", Name: name, DB: "/lib/apk/db/installed", Files: files}
+	}
+	set := &Set{Packages: []*Package{
+		apk("musl", "/usr/lib", "/usr/lib/ld-musl-x86_64.so.1", "/usr/lib/libc.musl-x86_64.so.1", "/usr", "/usr/lib"),
+		apk("busybox", "/usr/bin", "/usr/bin/busybox"),
+		apk("zlib", "/usr", "/usr/lib", "/usr/lib/libz.so.1", "/usr/lib/libz.so.1.3.1", "/usr/share", "/usr/share/doc", "/usr/share/doc/README"),
+	}}
+	pr, err := set.Prune(tree, keepWithParents("/usr/lib/ld-musl-x86_64.so.1", "/usr/lib/libz.so.1.3.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := apkMusl + "F:lib\nM:0:0:755\nR:ld-musl-x86_64.so.1\na:0:0:755\nZ:Q1bbbb=\n" + "\n" +
+		"C:Q1ffff=\nP:zlib\nV:1.3.1-r0\nA:x86_64\nL:Zlib\no:zlib\nF:usr\nF:usr/lib\nR:libz.so.1.3.1\nZ:Q1hhhh=\n" + "\n"
+	if got := string(pr.Replace["/usr/lib/apk/db/installed"]); got != want || len(pr.Replace) != 1 {
+		t.Errorf("installed:\n%s\nwant:\n%s\n(%d replaced)", got, want, len(pr.Replace))
+	}
+	wantKeep := map[string]string{"/lib": rootfs.ReasonSymlink, "/usr/lib/apk/db/installed": ReasonPackageDB, "/usr/lib/apk": rootfs.ReasonParent, "/usr/lib/apk/db": rootfs.ReasonParent}
+	if !maps.Equal(pr.Keep, wantKeep) {
+		t.Errorf("Keep:\n%s\nwant:\n%s", fmtMap(pr.Keep), fmtMap(wantKeep))
+	}
+	if len(pr.Kept) != 2 || pr.Kept[0].Name != "musl" || pr.Kept[1].Name != "zlib" {
+		t.Errorf("kept %v", pr.Kept)
+	}
+}
+
+// TestPruneMetadata: a kept Python package's dist-info is kept whole, its RECORD cut to the files the slim
+// image has (relative to site-packages, ../../../bin/flask too; a quoted name with a comma), an egg-info
+// file (Debian's) and a node package.json and a gemspec kept as they are; the metadata of a package with
+// no kept file is not kept; a package whose metadata is inside a jar adds nothing.
+func TestPruneMetadata(t *testing.T) {
+	const site = "/usr/local/lib/python3.11/site-packages"
+	const dist = site + "/flask-2.2.2.dist-info"
+	record := lines("flask/__init__.py,sha256=abc,10", "flask/cli.py,sha256=def,20", `"flask/odd,name.py",sha256=ghi,30`,
+		"flask-2.2.2.dist-info/METADATA,sha256=jkl,40", "flask-2.2.2.dist-info/RECORD,,", "../../../bin/flask,sha256=mno,50", "flask/__pycache__/cli.cpython-311.pyc,,")
+	tree := synthTree(t, nil, map[string]string{
+		site + "/flask/__init__.py": "x", site + "/flask/cli.py": "x", site + "/flask/odd,name.py": "x", "/usr/local/bin/flask": "#!/usr/bin/python3\n",
+		dist + "/METADATA": "Metadata-Version: 2.1\nName: Flask\nVersion: 2.2.2\n", dist + "/RECORD": record, dist + "/INSTALLER": "pip\n",
+		dist + "/licenses/LICENSE.rst":           "BSD",
+		site + "/click-8.1.3.dist-info/METADATA": "Name: click\n", site + "/click/__init__.py": "x",
+		"/usr/lib/python3/dist-packages/six-1.16.0.egg-info": "Metadata-Version: 1.2\nName: six\n", "/usr/lib/python3/dist-packages/six.py": "x",
+		"/app/node_modules/express/package.json": `{"name":"express","version":"4.18.2"}`, "/app/node_modules/express/index.js": "x",
+		"/var/lib/gems/3.1.0/specifications/sinatra-3.0.5.gemspec": "Gem::Specification.new", "/var/lib/gems/3.1.0/gems/sinatra-3.0.5/lib/sinatra.rb": "x",
+		"/app/lib/guava.jar": "PK",
+	}, nil)
+	set := &Set{Packages: []*Package{
+		{Type: PyPI, Name: "flask", Version: "2.2.2", DB: dist, Files: []string{site + "/flask/__init__.py", site + "/flask/cli.py", site + "/flask/odd,name.py", "/usr/local/bin/flask"}},
+		{Type: PyPI, Name: "click", Version: "8.1.3", DB: site + "/click-8.1.3.dist-info", Files: []string{site + "/click/__init__.py"}},
+		{Type: PyPI, Name: "six", Version: "1.16.0", DB: "/usr/lib/python3/dist-packages/six-1.16.0.egg-info", Files: []string{"/usr/lib/python3/dist-packages/six.py"}},
+		{Type: Npm, Name: "express", Version: "4.18.2", DB: "/app/node_modules/express/package.json", Files: []string{"/app/node_modules/express/index.js"}},
+		{Type: Gem, Name: "sinatra", Version: "3.0.5", DB: "/var/lib/gems/3.1.0/specifications/sinatra-3.0.5.gemspec", Files: []string{"/var/lib/gems/3.1.0/gems/sinatra-3.0.5/lib/sinatra.rb"}},
+		{Type: Maven, Namespace: "com.google.guava", Name: "guava", Version: "32.1.2", DB: "/app/lib/guava.jar!/META-INF/maven/com.google.guava/guava/pom.properties", Files: []string{"/app/lib/guava.jar"}},
+	}}
+	keep := keepWithParents(site+"/flask/__init__.py", site+"/flask/odd,name.py", "/usr/local/bin/flask", "/usr/lib/python3/dist-packages/six.py",
+		"/app/node_modules/express/index.js", "/var/lib/gems/3.1.0/gems/sinatra-3.0.5/lib/sinatra.rb", "/app/lib/guava.jar")
+	pr, err := set.Prune(tree, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeep := map[string]string{
+		dist: ReasonPackageDB, dist + "/METADATA": ReasonPackageDB, dist + "/RECORD": ReasonPackageDB, dist + "/INSTALLER": ReasonPackageDB,
+		dist + "/licenses": ReasonPackageDB, dist + "/licenses/LICENSE.rst": ReasonPackageDB,
+		"/usr/lib/python3/dist-packages/six-1.16.0.egg-info":       ReasonPackageDB,
+		"/app/node_modules/express/package.json":                   ReasonPackageDB,
+		"/var/lib/gems/3.1.0/specifications/sinatra-3.0.5.gemspec": ReasonPackageDB, "/var/lib/gems/3.1.0/specifications": rootfs.ReasonParent,
+	}
+	if !maps.Equal(pr.Keep, wantKeep) {
+		t.Errorf("Keep:\n%s\nwant:\n%s", fmtMap(pr.Keep), fmtMap(wantKeep))
+	}
+	want := lines("flask/__init__.py,sha256=abc,10", `"flask/odd,name.py",sha256=ghi,30`, "flask-2.2.2.dist-info/METADATA,sha256=jkl,40", "flask-2.2.2.dist-info/RECORD,,", "../../../bin/flask,sha256=mno,50")
+	if got := string(pr.Replace[dist+"/RECORD"]); got != want || len(pr.Replace) != 1 {
+		t.Errorf("RECORD:\n%s\nwant:\n%s\n(%d replaced)", got, want, len(pr.Replace))
+	}
+	if len(pr.Kept) != 5 {
+		t.Errorf("%d kept, want all but click", len(pr.Kept))
+	}
+}
+
+// TestPruneDistroless: a distroless image's status.d has a stanza file and an md5sums file a package: the
+// kept packages' are kept (md5sums cut), the dropped ones' not.
+func TestPruneDistroless(t *testing.T) {
+	const d = "/var/lib/dpkg/status.d"
+	tree := synthTree(t, nil, map[string]string{
+		d + "/base-files": stanzaBase, d + "/base-files.md5sums": "0123  etc/debian_version\n4567  etc/issue\n",
+		d + "/tzdata": stanzaTzdata, d + "/tzdata.md5sums": "89ab  usr/share/zoneinfo/UTC\n",
+		"/etc/debian_version": "12", "/etc/issue": "x", "/usr/share/zoneinfo/UTC": "TZif",
+	}, nil)
+	set := &Set{Packages: []*Package{
+		{Type: Deb, Name: "base-files", Arch: "amd64", DB: d + "/base-files", Files: []string{"/etc", "/etc/debian_version", "/etc/issue"}},
+		{Type: Deb, Name: "tzdata", Arch: "all", DB: d + "/tzdata", Files: []string{"/usr/share/zoneinfo/UTC"}},
+	}}
+	pr, err := set.Prune(tree, keepWithParents("/etc/debian_version"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeep := map[string]string{d + "/base-files": ReasonPackageDB, d + "/base-files.md5sums": ReasonPackageDB,
+		"/var": rootfs.ReasonParent, "/var/lib": rootfs.ReasonParent, "/var/lib/dpkg": rootfs.ReasonParent, d: rootfs.ReasonParent}
+	if !maps.Equal(pr.Keep, wantKeep) {
+		t.Errorf("Keep:\n%s\nwant:\n%s", fmtMap(pr.Keep), fmtMap(wantKeep))
+	}
+	if got := string(pr.Replace[d+"/base-files.md5sums"]); got != "0123  etc/debian_version\n" || len(pr.Replace) != 1 {
+		t.Errorf("md5sums %q (%d replaced)", got, len(pr.Replace))
+	}
+}
+
+// TestPruneBadDatabase: a database the Set names that is not a regular file of the image is an error
+// naming it, not a panic nor an empty database.
+func TestPruneBadDatabase(t *testing.T) {
+	tree := synthTree(t, []string{"/var/lib/dpkg/status", "/lib/apk/db"}, map[string]string{"/usr/bin/x": "x"}, map[string]string{"/lib/apk/db/installed": "/nowhere"})
+	for _, c := range []struct{ typ, db, want string }{
+		{Deb, "/var/lib/dpkg/status", "pruning /var/lib/dpkg/status: not a regular file in the image"},
+		{Apk, "/lib/apk/db/installed", "pruning /lib/apk/db/installed: not a regular file in the image"},
+		{Deb, "/var/lib/dpkg/missing", "pruning /var/lib/dpkg/missing: not a regular file in the image"},
+	} {
+		set := &Set{Packages: []*Package{{Type: c.typ, Name: "x", DB: c.db, Files: []string{"/usr/bin/x"}}}}
+		if _, err := set.Prune(tree, keepWithParents("/usr/bin/x")); err == nil || err.Error() != c.want {
+			t.Errorf("%s: %v, want %q", c.db, err, c.want)
+		}
+	}
+}
