@@ -16,10 +16,10 @@ import (
 // package database, which scanners read.
 const ReasonPackageDB = "package-db"
 
-// maxDBFile bounds what Prune reads of one database file. A dpkg status file is some 1 KiB a package, a
+// maxPruneFile bounds what Prune reads of one database file. A dpkg status file is some 1 KiB a package, a
 // .list file some 50 bytes a path: 64 MiB is room for images far larger than any seen (rootfs.MaxReadFile's
 // 4 MiB is not: a 3000-package status is about that).
-const maxDBFile = 64 << 20
+const maxPruneFile = 64 << 20
 
 // Pruned is a package database cut down to what a slim image keeps.
 type Pruned struct {
@@ -291,12 +291,12 @@ func (p *pruner) read(q string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxDBFile+1))
+	b, err := io.ReadAll(io.LimitReader(f, maxPruneFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", q, err)
 	}
-	if len(b) > maxDBFile {
-		return nil, fmt.Errorf("reading %s: %w", q, &rootfs.LimitError{Size: -1, Limit: maxDBFile})
+	if len(b) > maxPruneFile {
+		return nil, fmt.Errorf("reading %s: %w", q, &rootfs.LimitError{Size: -1, Limit: maxPruneFile})
 	}
 	return b, nil
 }
