@@ -38,8 +38,9 @@ type Pruned struct {
 }
 
 // Prune cuts s's databases down to what a slim image of tree that keeps keep's paths (a closure's Keep:
-// index paths) still has. A package is kept when at least one of its files that is a regular file or a
-// symlink is kept: a directory alone does not keep it. Then
+// index paths) still has. A package is kept when the slim image has at least one of its files that is not
+// a directory (a regular file or a symlink, as Set.Usage counts them; the language metadata Prune keeps
+// counts for the system package that owns it). Then
 //   - dpkg: the status file lists only the kept packages' stanzas, each byte for byte as it was and in its
 //     order; info/PKG[:ARCH].list, .md5sums and .conffiles are cut to the paths the slim image has (in dpkg's
 //     own spelling: /lib/x.so stays /lib/x.so where /lib is a symlink to /usr/lib), the package's other info
@@ -59,19 +60,20 @@ func (s *Set) Prune(tree *rootfs.Tree, keep map[string][]string) (*Pruned, error
 	p := &pruner{tree: tree, ix: tree.Index, keep: keep, out: &Pruned{Keep: map[string]string{}, Replace: map[string][]byte{}}}
 	kept := map[*Package]bool{}
 	dbs := map[string][]*Package{}
-	var langs []*Package
+	// First the language packages' metadata, kept whole: a system package may own it (Debian's
+	// python3-flask owns Flask's dist-info), and then it has a file in the slim image too.
+	var cuts []func() error
 	for _, pkg := range s.Packages {
-		if p.hasKeptFile(pkg) {
-			kept[pkg] = true
-			p.out.Kept = append(p.out.Kept, pkg)
-		}
-		switch pkg.Type {
-		case Deb, Apk:
+		switch {
+		case pkg.Type == Deb || pkg.Type == Apk:
 			dbs[pkg.DB] = append(dbs[pkg.DB], pkg)
-		default:
-			if kept[pkg] {
-				langs = append(langs, pkg)
+		case p.hasKeptFile(pkg):
+			kept[pkg] = true
+			c, err := p.metadata(pkg)
+			if err != nil {
+				return nil, fmt.Errorf("pruning %s: %w", pkg.DB, err)
 			}
+			cuts = append(cuts, c...)
 		}
 	}
 	names := make([]string, 0, len(dbs))
@@ -79,12 +81,14 @@ func (s *Set) Prune(tree *rootfs.Tree, keep map[string][]string) (*Pruned, error
 		names = append(names, db)
 	}
 	sort.Strings(names)
-	// First what is kept, then the cut lists: a list names what the slim image has, database files too.
-	var cuts []func() error
 	for _, db := range names {
+		pkgs := dbs[db]
+		for _, pkg := range pkgs {
+			kept[pkg] = p.hasKeptFile(pkg)
+		}
 		var c []func() error
 		var err error
-		switch pkgs := dbs[db]; pkgs[0].Type {
+		switch pkgs[0].Type {
 		case Deb:
 			c, err = p.dpkg(db, pkgs, kept)
 		case Apk:
@@ -95,13 +99,13 @@ func (s *Set) Prune(tree *rootfs.Tree, keep map[string][]string) (*Pruned, error
 		}
 		cuts = append(cuts, c...)
 	}
-	for _, pkg := range langs {
-		c, err := p.metadata(pkg)
-		if err != nil {
-			return nil, fmt.Errorf("pruning %s: %w", pkg.DB, err)
+	for _, pkg := range s.Packages {
+		if kept[pkg] {
+			p.out.Kept = append(p.out.Kept, pkg)
 		}
-		cuts = append(cuts, c...)
 	}
+	// Then the cut lists, once everything kept is known: a list names what the slim image has, database
+	// files too.
 	for _, cut := range cuts {
 		if err := cut(); err != nil {
 			return nil, err
@@ -117,13 +121,11 @@ type pruner struct {
 	out  *Pruned
 }
 
-// hasKeptFile reports whether a regular file or symlink of pkg is kept.
+// hasKeptFile reports whether the slim image has a file of pkg that is not a directory (a regular file,
+// a symlink: a directory alone does not keep a package), as Set.Usage counts them.
 func (p *pruner) hasKeptFile(pkg *Package) bool {
 	for _, f := range pkg.Files {
-		if p.keep[f] == nil {
-			continue
-		}
-		if e, ok := p.ix.Lookup(f); ok && (e.Type == rootfs.TypeFile || e.Type == rootfs.TypeSymlink) {
+		if e, ok := p.ix.Lookup(f); ok && e.Type != rootfs.TypeDir && p.inImage(f) {
 			return true
 		}
 	}

@@ -504,3 +504,37 @@ func TestPruneBadDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneMetadataOwnedBySystemPackage: the language metadata Prune keeps counts as a file of the system
+// package that owns it: a deb that owns only an egg-info (its module file another deb's) is in the pruned
+// status, the egg-info in its list.
+func TestPruneMetadataOwnedBySystemPackage(t *testing.T) {
+	const egg = "/usr/lib/python3/dist-packages/six-1.16.0.egg-info"
+	stanza := "Package: python3-six-meta\nStatus: install ok installed\nArchitecture: all\nVersion: 1.16.0-4\n"
+	other := "Package: python3-six-code\nStatus: install ok installed\nArchitecture: all\nVersion: 1.16.0-4\n"
+	tree := synthTree(t, nil, map[string]string{
+		egg: "Metadata-Version: 1.2\nName: six\n", "/usr/lib/python3/dist-packages/six.py": "x", "/usr/share/doc/six/README": "x",
+		"/var/lib/dpkg/status":                     stanza + "\n" + other,
+		"/var/lib/dpkg/info/python3-six-meta.list": lines("/.", "/usr", "/usr/lib", "/usr/lib/python3", "/usr/lib/python3/dist-packages", egg, "/usr/share", "/usr/share/doc", "/usr/share/doc/six", "/usr/share/doc/six/README"),
+		"/var/lib/dpkg/info/python3-six-code.list": lines("/.", "/usr", "/usr/lib", "/usr/lib/python3", "/usr/lib/python3/dist-packages", "/usr/lib/python3/dist-packages/six.py"),
+	}, nil)
+	set := &Set{Packages: []*Package{
+		{Type: Deb, Name: "python3-six-meta", Arch: "all", DB: "/var/lib/dpkg/status", Files: []string{egg, "/usr/share/doc/six/README"}},
+		{Type: Deb, Name: "python3-six-code", Arch: "all", DB: "/var/lib/dpkg/status", Files: []string{"/usr/lib/python3/dist-packages/six.py"}},
+		{Type: PyPI, Name: "six", Version: "1.16.0", DB: egg, Files: []string{"/usr/lib/python3/dist-packages/six.py"}},
+	}}
+	pr, err := set.Prune(tree, keepWithParents("/usr/lib/python3/dist-packages/six.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.Kept) != 3 {
+		t.Errorf("kept %d packages, want 3", len(pr.Kept))
+	}
+	if _, ok := pr.Replace["/var/lib/dpkg/status"]; ok {
+		t.Errorf("status cut to %q, want it whole", pr.Replace["/var/lib/dpkg/status"])
+	}
+	want := lines("/.", "/usr", "/usr/lib", "/usr/lib/python3", "/usr/lib/python3/dist-packages", egg)
+	if got := string(pr.Replace["/var/lib/dpkg/info/python3-six-meta.list"]); got != want {
+		t.Errorf("python3-six-meta.list:\n%s\nwant\n%s", got, want)
+	}
+}
