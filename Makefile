@@ -20,7 +20,8 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/slimoci
 	CGO_ENABLED=0 $(GO) build -o bin/slimoci-sensor ./cmd/slimoci-sensor
 
-# deps installs the Debian packages (root) and downloads the Go modules.
+# deps installs the Debian packages (root), builds syft (the SBOM tests' independent reader) into
+# $(SLIMOCI_TESTBED)/bin once, and downloads the Go modules.
 deps:
 	testdata/testbed.sh deps
 	$(GO) mod download

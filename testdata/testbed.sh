@@ -5,7 +5,7 @@
 # sample (hostile, hostile-content), each exported as an OCI layout, a docker-archive and an OCI archive. Idempotent: every step is skipped when its
 # inputs are unchanged.
 #
-#   testdata/testbed.sh deps     install the Debian packages the test bed and the e2e tests need (root)
+#   testdata/testbed.sh deps     install the Debian packages the test bed and the e2e tests need (root), and syft
 #   testdata/testbed.sh build    deps + base + samples + exports (the default)
 #   testdata/testbed.sh env      print the variables the e2e tests read
 #
@@ -33,6 +33,11 @@ packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidma
 # sensor/pathcalls_test.go checks them against.
 bare_packages=(linux-source-6.12)
 
+# syft_version is the syft the SBOM tests read images with, as a reader nobody here wrote
+# (internal/testbed/syft.go's SyftVersion). deps builds it into $cache/bin with `go install` (about 4 minutes
+# with an empty module cache, on 2 cores) and keeps it there: a binary of this version is not rebuilt.
+syft_version=v1.57.1
+
 # base_recipe changes whenever the way the base is made changes; with the apt sources, it keys the base's cache.
 base_recipe="mmdebstrap minbase bookworm, no apt sources kept, v1"
 
@@ -44,6 +49,23 @@ not_installed() {
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
 	done
+}
+
+# install_syft installs syft_version into $cache/bin, unless a binary of that version is there. Its module also holds
+# the SPDX 2.3 JSON schema emit/sbom's tests validate against, so the module is downloaded either way (a
+# no-op when the module cache has it).
+install_syft() {
+	local go=go bin="$cache/bin/syft"
+	command -v go >/dev/null || go=/usr/local/go/bin/go
+	# GOFLAGS is cleared: the Makefile's -tags=seccomp is slimoci's build, not syft's. Run outside the
+	# checkout, so that slimoci's go.mod and go.sum are not involved.
+	(cd / && GOFLAGS= "$go" mod download "github.com/anchore/syft@$syft_version")
+	if [ -x "$bin" ] && [ "$("$go" version -m "$bin" | awk '$1 == "mod" && $2 == "github.com/anchore/syft" { print $3 }')" = "$syft_version" ]; then
+		return 0
+	fi
+	log "building syft $syft_version into $cache/bin"
+	mkdir -p "$cache/bin"
+	(cd / && GOFLAGS= GOBIN="$cache/bin" "$go" install "github.com/anchore/syft/cmd/syft@$syft_version")
 }
 
 deps() {
@@ -169,9 +191,10 @@ envvars() {
 
 cmd=${1:-build}
 case "$cmd" in
-deps) deps ;;
+deps) deps; install_syft ;;
 build)
 	deps
+	install_syft
 	podman_conf
 	base
 	for s in "${samples[@]}" "${apps[@]}" "${fixtures[@]}" "${hostiles[@]}"; do sample "$s"; done
