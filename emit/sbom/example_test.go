@@ -25,7 +25,7 @@ func ExampleSPDX() {
 		Created  struct{ Created string } `json:"creationInfo"`
 		Packages []struct {
 			SPDXID, Name, VersionInfo, LicenseDeclared string
-			ExternalRefs                              []struct{ ReferenceLocator string }
+			ExternalRefs                               []struct{ ReferenceLocator string }
 		}
 		Relationships []struct{ SpdxElementID, RelationshipType, RelatedSpdxElement string }
 	}
