@@ -74,11 +74,10 @@ func (m manifestLimiter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || req.Method != http.MethodGet {
 		return resp, err
 	}
-	ref, ok := manifestRef(req)
+	what, ok := manifestRef(req)
 	if !ok {
 		return resp, nil
 	}
-	what := "manifest " + ref
 	if resp.ContentLength > maxManifest {
 		resp.Body.Close()
 		resp.Body = &limitedBody{err: fmt.Errorf("reading %s: %w", what, &LimitError{Size: resp.ContentLength, Limit: maxManifest})}
@@ -88,15 +87,21 @@ func (m manifestLimiter) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// manifestRef returns the tag or digest a request fetches the manifest of (/v2/NAME/manifests/REF), looking
+// manifestRef names what a request fetches, if it is a manifest (/v2/NAME/manifests/REF: "manifest REF") or
+// a referrers listing, which is an index too (/v2/NAME/referrers/DIGEST: "referrers of DIGEST"), looking
 // through redirects to the request that was made.
 func manifestRef(req *http.Request) (string, bool) {
 	for req.Response != nil && req.Response.Request != nil {
 		req = req.Response.Request
 	}
 	parts := strings.Split(req.URL.Path, "/")
-	if n := len(parts); n >= 5 && parts[1] == "v2" && parts[n-2] == "manifests" && parts[n-1] != "" {
-		return parts[n-1], true
+	if n := len(parts); n >= 5 && parts[1] == "v2" && parts[n-1] != "" {
+		switch parts[n-2] {
+		case "manifests":
+			return "manifest " + parts[n-1], true
+		case "referrers":
+			return "referrers of " + parts[n-1], true
+		}
 	}
 	return "", false
 }
