@@ -34,6 +34,23 @@ type Info struct {
 	Config           Config    `json:"config"`
 	History          []History `json:"history"`
 	Dockerfile       string    `json:"dockerfile"`
+	// Referrers are the artifacts (SBOMs, signatures...) whose subject is the image's manifest, for an image
+	// in a registry (API or referrers tag schema); absent for other transports, where go-containerregistry
+	// reads no referrers (an OCI layout may hold some in its index.json: they are not looked for), and
+	// empty for a registry image without any.
+	Referrers []Referrer `json:"referrers,omitzero"`
+	// ReferrersError says why the registry's referrers could not be listed; the rest of Info stands.
+	ReferrersError string `json:"referrersError,omitempty"`
+}
+
+// Referrer is one artifact attached to the image, as the registry's referrers listing describes it.
+type Referrer struct {
+	// Digest, MediaType and Size are the artifact manifest's.
+	Digest       string            `json:"digest"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	MediaType    string            `json:"mediaType"`
+	Size         int64             `json:"size"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
 // Layer is one layer, with the history step that made it.
@@ -94,6 +111,11 @@ type Options struct {
 	// Jobs bounds concurrent layer reads; 0 means 4.
 	Jobs   int
 	Logger *slog.Logger
+	// OCI says how to reach the registry for a registry image's referrers (credentials, plain HTTP); nil
+	// is the oci package's defaults.
+	OCI *oci.Options
+	// SkipReferrers does not ask the registry for referrers; Info.Referrers stays absent.
+	SkipReferrers bool
 }
 
 func (o *Options) fill() *Options {
@@ -182,7 +204,35 @@ func Inspect(ctx context.Context, src *oci.Source, o *Options) (*Info, error) {
 		info.CompressedSize = addKnown(info.CompressedSize, l.CompressedSize)
 		info.UncompressedSize = addKnown(info.UncompressedSize, l.UncompressedSize)
 	}
+	if src.Ref.Transport == oci.Registry && !opts.SkipReferrers {
+		if info.Referrers, err = referrers(ctx, src, opts); err != nil {
+			// An image that opened is described even when the registry refuses or fails the listing.
+			info.Referrers, info.ReferrersError = nil, err.Error()
+			opts.Logger.Debug("listing referrers failed", "ref", src.Ref.String(), "err", err)
+		}
+	}
 	return info, nil
+}
+
+// referrers lists what refers to the image's own manifest (for an image picked from an index: that image's,
+// not the index's), never nil.
+func referrers(ctx context.Context, src *oci.Source, o *Options) ([]Referrer, error) {
+	ref, err := src.Ref.AtDigest(src.Digest)
+	if err != nil {
+		return nil, err
+	}
+	list, err := oci.Referrers(ctx, ref, o.OCI)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Referrer, 0, len(list))
+	for _, d := range list {
+		out = append(out, Referrer{
+			Digest: d.Digest.String(), ArtifactType: d.ArtifactType, MediaType: string(d.MediaType), Size: d.Size,
+			Annotations: d.Annotations,
+		})
+	}
+	return out, nil
 }
 
 func addKnown(sum, v int64) int64 {

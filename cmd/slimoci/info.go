@@ -16,9 +16,10 @@ import (
 
 // InfoCmd describes an image. With --json it prints the reverse.Info it renders, as one JSON document.
 type InfoCmd struct {
-	Image      string `arg:"" help:"Image to describe." name:"IMAGE"`
-	Dockerfile string `help:"Also write the reverse-engineered Dockerfile to FILE." placeholder:"FILE" type:"path"`
-	NoMeasure  bool   `help:"Do not read the layers: uncompressed sizes stay unknown and layer blobs are not verified."`
+	Image       string `arg:"" help:"Image to describe." name:"IMAGE"`
+	Dockerfile  string `help:"Also write the reverse-engineered Dockerfile to FILE." placeholder:"FILE" type:"path"`
+	NoMeasure   bool   `help:"Do not read the layers: uncompressed sizes stay unknown and layer blobs are not verified."`
+	NoReferrers bool   `help:"Do not ask the registry for the artifacts (SBOMs, signatures) attached to the image."`
 }
 
 func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
@@ -27,7 +28,13 @@ func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer src.Close()
-	info, err := reverse.Inspect(ctx, src, &reverse.Options{SkipMeasure: c.NoMeasure, Jobs: g.Jobs, Logger: g.logger})
+	opts, err := g.ociOptions()
+	if err != nil {
+		return err
+	}
+	info, err := reverse.Inspect(ctx, src, &reverse.Options{
+		SkipMeasure: c.NoMeasure, SkipReferrers: c.NoReferrers, Jobs: g.Jobs, Logger: g.logger, OCI: opts,
+	})
 	if err != nil {
 		return err
 	}
@@ -82,6 +89,8 @@ func renderInfo(out io.Writer, info *reverse.Info) error {
 	}
 	w.Flush()
 
+	renderReferrers(out, info)
+
 	fmt.Fprintln(out, "\nConfig:")
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	c := info.Config
@@ -130,6 +139,37 @@ func renderInfo(out io.Writer, info *reverse.Info) error {
 		fmt.Fprintln(out, "  "+termsafe.Text(line))
 	}
 	return nil
+}
+
+// renderReferrers prints the artifacts attached to a registry image (nothing for other transports, which
+// list none).
+func renderReferrers(out io.Writer, info *reverse.Info) {
+	switch {
+	case info.ReferrersError != "":
+		fmt.Fprintf(out, "\nReferrers: unknown (%s)\n", termsafe.String(info.ReferrersError))
+		return
+	case info.Referrers == nil:
+		return
+	case len(info.Referrers) == 0:
+		fmt.Fprintln(out, "\nReferrers: none")
+		return
+	}
+	fmt.Fprintln(out, "\nReferrers:")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  DIGEST\tARTIFACT TYPE\tSIZE\tANNOTATIONS")
+	for _, r := range info.Referrers {
+		var anns []string
+		for _, k := range sortedKeys(r.Annotations) {
+			anns = append(anns, k+"="+r.Annotations[k])
+		}
+		at := r.ArtifactType
+		if at == "" {
+			at = "-"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", termsafe.String(short(r.Digest)), termsafe.String(at), size(r.Size),
+			termsafe.String(strings.Join(anns, " ")))
+	}
+	w.Flush()
 }
 
 func size(n int64) string {
