@@ -13,13 +13,16 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/slimoci/slimoci/emit"
+	"github.com/slimoci/slimoci/emit/sbom"
 	"github.com/slimoci/slimoci/internal/atomicfile"
 	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/reverse"
 	"github.com/slimoci/slimoci/rootfs"
+	"github.com/slimoci/slimoci/rootfs/pkgdb"
 	"github.com/slimoci/slimoci/runner"
 )
 
@@ -47,6 +50,10 @@ type BuildOptions struct {
 	Destinations []Destination
 	// Epoch, when set (SOURCE_DATE_EPOCH), clamps the layer's mtimes and dates its history entry.
 	Epoch *time.Time
+	// NoPackageDB leaves the package database out of the slim image; by default it is kept, pruned to
+	// the packages and files the slim image has (see pkgdb.Set.Prune), and SBOMs of the slim image are
+	// written (and, to registry destinations, attached as referrers).
+	NoPackageDB bool
 	// RemoveArtifacts removes the state directory's artifacts at the end.
 	RemoveArtifacts bool
 	// Sabotage, when set, edits the first closure (tests use it to break a build that verify must repair).
@@ -68,7 +75,7 @@ func (d Destination) String() string {
 }
 
 // Artifacts are the files Build writes to the state directory besides report.json.
-var Artifacts = []string{"Dockerfile.fat", "seccomp.json", "apparmor.profile", "kept.json", "dropped.json"}
+var Artifacts = []string{"Dockerfile.fat", "seccomp.json", "apparmor.profile", "kept.json", "dropped.json", sbom.SPDXFile, sbom.CycloneDXFile}
 
 // BuildResult is what Build made. Its JSON is build --json's document.
 type BuildResult struct {
@@ -98,6 +105,9 @@ type BuildResult struct {
 	KeptPaths      int       `json:"keptPaths"`
 	Paths          int       `json:"paths"`
 	LargestDropped []Dropped `json:"largestDropped"`
+	// Packages says what the slim image keeps of the image's packages (nil when the image lists none, or
+	// with NoPackageDB).
+	Packages *PackageSummary `json:"packages,omitempty"`
 	// Args and User are what was run; StateDir holds the artifacts (unless RemoveArtifacts).
 	Args     []string    `json:"args"`
 	User     runner.User `json:"user"`
@@ -111,6 +121,35 @@ type BuildResult struct {
 	Closure   *rootfs.Closure  `json:"-"`
 	SlimImage v1.Image         `json:"-"`
 	Layer     *emit.LayerStats `json:"-"`
+}
+
+// PackageSummary is what a slim image keeps of its image's packages.
+type PackageSummary struct {
+	// Kept packages have a file (not only a directory) in the slim image and are in its pruned database;
+	// Dropped ones do not, and are not.
+	Kept    int `json:"kept"`
+	Dropped int `json:"dropped"`
+	// LargestDropped are the dropped packages with the most bytes, the largest first.
+	LargestDropped []PackageSize `json:"largestDropped"`
+	// SBOMs are the SBOM artifacts written (file names in the state directory); Attached the referrers
+	// pushed with them, "DESTINATION@DIGEST" each.
+	SBOMs    []string `json:"sboms"`
+	Attached []string `json:"attached,omitempty"`
+}
+
+// PackageSize is a package and how much of it a slim image left out.
+type PackageSize struct {
+	// Name is TYPE/NAME (deb/libperl5.36), for people; PURL says which exactly.
+	Name  string `json:"name"`
+	PURL  string `json:"purl"`
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
+}
+
+// KeptPath is a kept.json entry: why a path is kept, and the packages that own it.
+type KeptPath struct {
+	Reasons  []string `json:"reasons"`
+	Packages []string `json:"packages,omitempty"`
 }
 
 // StageTime is how long a stage took.
@@ -215,6 +254,31 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 		res.Warnings = append(res.Warnings, "the slim image is OCI (zstd layers): podman does not read the HEALTHCHECK of an OCI image")
 	}
 
+	var pkgs *pkgdb.Set
+	var pruned *pkgdb.Pruned
+	var packageDB func(map[string][]string) (map[string][]byte, error)
+	if !bo.NoPackageDB {
+		if pkgs, err = pkgdb.Read(tree); err != nil {
+			// A database slimoci cannot read is not a reason to fail the build: the slim image has none.
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the slim image has no package database: %v", err))
+			pkgs = nil
+		}
+	}
+	if pkgs != nil && len(pkgs.Packages) > 0 {
+		packageDB = func(keep map[string][]string) (map[string][]byte, error) {
+			var err error
+			if pruned, err = pkgs.Prune(tree, keep); err != nil {
+				return nil, err
+			}
+			for p, why := range pruned.Keep {
+				if !slices.Contains(keep[p], why) {
+					keep[p] = append(keep[p], why)
+					slices.Sort(keep[p])
+				}
+			}
+			return pruned.Replace, nil
+		}
+	}
 	runs := 0
 	sandbox := func() string { runs++; return filepath.Join(w.dir, fmt.Sprintf("sandbox-%d", runs)) }
 	closure := bo.Keep
@@ -241,6 +305,7 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 			Docker: docker, Edits: edits,
 		},
 		Verify: !bo.NoVerify, Rounds: bo.VerifyRounds, Sabotage: bo.Sabotage, Logger: bo.Logger, progress: p,
+		PackageDB: packageDB,
 	})
 	var dropped []Dropped
 	if pr != nil {
@@ -250,7 +315,7 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 		}
 		if pr.Fat != nil {
 			// The fat run's artifacts are worth having even when the build fails.
-			if werr := bo.writeArtifacts(res, tree, dropped); werr != nil && err == nil {
+			if werr := bo.writeArtifacts(res, tree, dropped, pkgs); werr != nil && err == nil {
 				err = werr
 			}
 		}
@@ -272,6 +337,17 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	for _, m := range pr.Closure.MissingLibs {
 		res.Warnings = append(res.Warnings, "library "+m+" is not in the image")
 	}
+	digest, err := pr.Image.Digest()
+	if err != nil {
+		return res, fmt.Errorf("the slim image's digest: %w", err)
+	}
+	res.Digest = digest.String()
+	var sboms map[string][]byte
+	if pruned != nil {
+		if sboms, err = bo.writeSBOMs(res, pkgs, pruned, pr.Closure.Keep, tree); err != nil {
+			return res, err
+		}
+	}
 
 	start = time.Now()
 	p.send(Event{Stage: StagePush, Kind: Started})
@@ -291,16 +367,16 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 			return res, fmt.Errorf("writing the slim image to %s: %w", d.Reference, err)
 		}
 		res.Destinations = append(res.Destinations, d.String())
+		if d.Transport == oci.Registry && sboms != nil {
+			if err := bo.attachSBOMs(ctx, res, pr.Image, d, sboms); err != nil {
+				return res, err
+			}
+		}
 	}
 	pushTime := time.Since(start)
 	p.send(Event{Stage: StagePush, Kind: Finished, Elapsed: pushTime})
 	res.Stages = append(res.Stages, StageTime{StagePush, pushTime.Seconds()})
 
-	digest, err := pr.Image.Digest()
-	if err != nil {
-		return res, fmt.Errorf("the slim image's digest: %w", err)
-	}
-	res.Digest = digest.String()
 	res.FatBytes, res.SlimBytes, res.CompressedBytes = imageSize(tree.Index), pr.Stats.Bytes, pr.Stats.Compressed
 	res.KeptPaths, res.Paths = len(pr.Closure.Keep), tree.Index.Len()
 	res.LargestDropped = topDropped(dropped, 3, 5)
@@ -326,7 +402,7 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 
 // writeArtifacts writes Dockerfile.fat, the profiles, and the kept and dropped lists (and, when the build
 // got no closure, a report of the fat run).
-func (o *BuildOptions) writeArtifacts(res *BuildResult, tree *rootfs.Tree, dropped []Dropped) error {
+func (o *BuildOptions) writeArtifacts(res *BuildResult, tree *rootfs.Tree, dropped []Dropped, pkgs *pkgdb.Set) error {
 	write := func(name string, b []byte) error { return atomicfile.WriteBytes(filepath.Join(o.StateDir, name), b) }
 	if err := write("Dockerfile.fat", []byte(reverse.Dockerfile(tree.Config.History))); err != nil {
 		return err
@@ -341,7 +417,17 @@ func (o *BuildOptions) writeArtifacts(res *BuildResult, tree *rootfs.Tree, dropp
 		_, err := o.writeReport(BuildReport{Image: res.Image, Args: res.Args, User: res.User, Fat: res.Fat})
 		return err
 	}
-	if err := writeJSON(filepath.Join(o.StateDir, "kept.json"), res.Closure.Keep); err != nil {
+	kept := make(map[string]KeptPath, len(res.Closure.Keep))
+	for p, why := range res.Closure.Keep {
+		k := KeptPath{Reasons: why}
+		if pkgs != nil {
+			for _, pkg := range pkgs.Owners(p) {
+				k.Packages = append(k.Packages, pkg.PURL)
+			}
+		}
+		kept[p] = k
+	}
+	if err := writeJSON(filepath.Join(o.StateDir, "kept.json"), kept); err != nil {
 		return err
 	}
 	return writeJSON(filepath.Join(o.StateDir, "dropped.json"), dropped)
@@ -484,4 +570,63 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return atomicfile.WriteBytes(path, b)
+}
+
+// writeSBOMs writes the slim image's SBOMs (its pruned database's packages, DESCENDANT_OF the source image)
+// to the state directory and sums up what was kept of the packages; it returns the documents by media type.
+func (o *BuildOptions) writeSBOMs(res *BuildResult, pkgs *pkgdb.Set, pruned *pkgdb.Pruned, keep map[string][]string, tree *rootfs.Tree) (map[string][]byte, error) {
+	kept := map[*pkgdb.Package]bool{}
+	for _, p := range pruned.Kept {
+		kept[p] = true
+	}
+	sum := &PackageSummary{Kept: len(pruned.Kept), Dropped: len(pkgs.Packages) - len(pruned.Kept), LargestDropped: []PackageSize{}}
+	for _, u := range pkgs.Usage(tree.Index, keep) {
+		if !kept[u.Package] && len(sum.LargestDropped) < 5 && u.DroppedBytes > 0 {
+			sum.LargestDropped = append(sum.LargestDropped, PackageSize{Name: u.Package.Type + "/" + u.Package.Name, PURL: u.Package.PURL, Files: u.DroppedFiles, Bytes: u.DroppedBytes})
+		}
+	}
+	// Dated as the slim image is: SOURCE_DATE_EPOCH, else the source's config (reproducible either way).
+	created := tree.Config.Created.Time
+	if o.Epoch != nil {
+		created = *o.Epoch
+	}
+	subject := sbom.Image{Name: res.Image + " (slim)", Digest: res.Digest}
+	if len(o.Destinations) > 0 {
+		subject.Name = o.Destinations[0].String()
+	}
+	source := &sbom.Image{Name: res.Image, Digest: res.SourceDigest}
+	spdx, err := sbom.SPDX(subject, source, pruned.Kept, created)
+	if err != nil {
+		return nil, fmt.Errorf("writing the SPDX SBOM: %w", err)
+	}
+	cdx, err := sbom.CycloneDX(subject, source, pruned.Kept, created)
+	if err != nil {
+		return nil, fmt.Errorf("writing the CycloneDX SBOM: %w", err)
+	}
+	for name, b := range map[string][]byte{sbom.SPDXFile: spdx, sbom.CycloneDXFile: cdx} {
+		if err := atomicfile.WriteBytes(filepath.Join(o.StateDir, name), b); err != nil {
+			return nil, err
+		}
+	}
+	sum.SBOMs = []string{sbom.SPDXFile, sbom.CycloneDXFile}
+	res.Packages = sum
+	return map[string][]byte{oci.SPDXMediaType: spdx, oci.CycloneDXMediaType: cdx}, nil
+}
+
+// attachSBOMs pushes the SBOMs as OCI 1.1 referrers of the slim image's manifest at d (a registry), one
+// after the other (see oci.PushReferrer on registries without the referrers API).
+func (o *BuildOptions) attachSBOMs(ctx context.Context, res *BuildResult, img v1.Image, d Destination, sboms map[string][]byte) error {
+	desc, err := partial.Descriptor(img)
+	if err != nil {
+		return fmt.Errorf("the slim image's descriptor: %w", err)
+	}
+	for _, a := range []struct{ mediaType, title string }{{oci.SPDXMediaType, sbom.SPDXFile}, {oci.CycloneDXMediaType, sbom.CycloneDXFile}} {
+		a, err := oci.PushReferrer(ctx, d.Reference, *desc, a.mediaType, a.mediaType, sboms[a.mediaType],
+			map[string]string{"org.opencontainers.image.title": a.title}, o.OCI)
+		if err != nil {
+			return err
+		}
+		res.Packages.Attached = append(res.Packages.Attached, d.Reference.String()+"@"+a.Digest.String())
+	}
+	return nil
 }

@@ -37,6 +37,9 @@ type pipelineOptions struct {
 	// Verify runs the slim image with the same probes; Rounds bounds the repairs (default 3).
 	Verify bool
 	Rounds int
+	// PackageDB, when set, is given each round's kept paths: it adds the package database's paths the slim
+	// image keeps, and returns the content the slim image gets for them instead of the tree's.
+	PackageDB func(keep map[string][]string) (replace map[string][]byte, err error)
 	// Sabotage, when set, edits the first closure (tests use it to break a build that verify must repair).
 	Sabotage func(keep map[string][]string)
 	Logger   *slog.Logger
@@ -110,11 +113,18 @@ func runPipeline(ctx context.Context, o pipelineOptions) (*pipelineResult, error
 		if round == 1 && o.Sabotage != nil {
 			o.Sabotage(c.Keep)
 		}
+		var replace map[string][]byte
+		if o.PackageDB != nil {
+			if replace, err = o.PackageDB(c.Keep); err != nil {
+				return res, fmt.Errorf("pruning the package database: %w", err)
+			}
+		}
 		stage(StageClosure, start, round)
 		res.Closure, res.Rounds = c, round
 
 		start = begin(StageEmit, round)
 		iopts := o.Image
+		iopts.Replace = replace
 		if o.progress != nil && o.progress.ch != nil {
 			iopts.Progress = func(lp emit.LayerProgress) {
 				o.progress.send(Event{Stage: StageEmit, Kind: Progressed, Round: round, Complete: lp.Bytes, Total: lp.TotalBytes, Unit: "bytes",

@@ -62,10 +62,7 @@ func TestE2EHostExecLineProtocol(t *testing.T) {
 				t.Fatalf("exit %d: %s %s", code, out, errs)
 			}
 			r := buildReport(t, state)
-			var kept map[string][]string
-			if b, err := os.ReadFile(filepath.Join(state, "kept.json")); err != nil || json.Unmarshal(b, &kept) != nil {
-				t.Fatalf("kept.json: %v", err)
-			}
+			kept := keptPaths(t, state)
 			if tc.args != nil {
 				if !strings.Contains(out, "host-exec bash "+client+": exit 0") {
 					t.Errorf("the summary:\n%s", out)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slimoci/slimoci"
 	"github.com/slimoci/slimoci/internal/testbed"
 )
 
@@ -23,7 +24,17 @@ import (
 // keptPaths reads a build's kept.json: each kept path with why.
 func keptPaths(t *testing.T, state string) map[string][]string {
 	t.Helper()
-	var kept map[string][]string
+	kept := map[string][]string{}
+	for p, k := range keptJSON(t, state) {
+		kept[p] = k.Reasons
+	}
+	return kept
+}
+
+// keptJSON reads a build's kept.json: each kept path with why and the packages owning it.
+func keptJSON(t *testing.T, state string) map[string]slimoci.KeptPath {
+	t.Helper()
+	var kept map[string]slimoci.KeptPath
 	b, err := os.ReadFile(filepath.Join(state, "kept.json"))
 	if err == nil {
 		err = json.Unmarshal(b, &kept)

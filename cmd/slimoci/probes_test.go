@@ -168,10 +168,7 @@ func TestE2EBuildProbeFile(t *testing.T) {
 	if sum := sha256.Sum256(secret); r.Fat.Probes[1].BodySHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("GET /private's body hashes to %s, not the secret page's", r.Fat.Probes[1].BodySHA256)
 	}
-	var kept map[string][]string
-	if b, err := os.ReadFile(filepath.Join(state, "kept.json")); err != nil || json.Unmarshal(b, &kept) != nil {
-		t.Fatalf("kept.json: %v", err)
-	}
+	kept := keptPaths(t, state)
 	for _, p := range []string{"/app/private/secret.txt", "/app/private/upload.txt"} {
 		if kept[p] == nil {
 			t.Errorf("%s is not kept", p)
