@@ -71,7 +71,9 @@ func fatImage(t *testing.T) v1.Image {
 	return img
 }
 
-func TestSlimImage(t *testing.T) {
+// fatTree is fatImage unpacked, and a closure of it that keeps all but /app/data.
+func fatTree(t *testing.T) (*rootfs.Tree, map[string][]string) {
+	t.Helper()
 	tree, err := rootfs.Unpack(context.Background(), fatImage(t), filepath.Join(t.TempDir(), "fat"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +82,11 @@ func TestSlimImage(t *testing.T) {
 	for _, p := range []string{"/app", "/app/bin", "/app/bin/tool", "/app/bin/tool-hard", "/app/bin/t", "/app/conf"} {
 		keep[p] = []string{"test"}
 	}
+	return tree, keep
+}
+
+func TestSlimImage(t *testing.T) {
+	tree, keep := fatTree(t)
 	build := func(compression string, epoch *time.Time) v1.Image {
 		img, stats, err := SlimImage(tree, keep, ImageOptions{Compression: compression, Epoch: epoch, Source: "fat:latest", SourceDigest: "sha256:" + string(bytes.Repeat([]byte("a"), 64)), Dir: t.TempDir()})
 		if err != nil {
@@ -241,14 +248,7 @@ func TestSlimImageLeavesSourceConfig(t *testing.T) {
 // tree's content, as a file of its own); the same inputs give the same digest, other content another one;
 // a path that is not a kept regular file is an error.
 func TestSlimImageReplace(t *testing.T) {
-	tree, err := rootfs.Unpack(context.Background(), fatImage(t), filepath.Join(t.TempDir(), "fat"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keep := map[string][]string{}
-	for _, p := range []string{"/app", "/app/bin", "/app/bin/tool", "/app/bin/tool-hard", "/app/bin/t", "/app/conf"} {
-		keep[p] = []string{"test"}
-	}
+	tree, keep := fatTree(t)
 	replace := map[string][]byte{"/app/conf": []byte("replaced, and longer than before\n"), "/app/bin/tool": []byte("#!/bin/sh\n")}
 	epoch := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	build := func(replace map[string][]byte) (v1.Image, v1.Hash, *LayerStats) {
