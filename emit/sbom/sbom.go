@@ -35,6 +35,12 @@ type Image struct {
 	Digest string
 }
 
+// The SBOMs' file names, in a build's state directory and in `slimoci sbom`'s output directory.
+const (
+	SPDXFile      = "sbom.spdx.json"
+	CycloneDXFile = "sbom.cdx.json"
+)
+
 // Tool is the creator both formats name.
 const Tool = "slimoci"
 
