@@ -265,6 +265,13 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 		}
 	}
 	if pkgs != nil && len(pkgs.Packages) > 0 {
+		// Scanners name the distribution from os-release (syft gives a deb package no purl without it,
+		// grype and trivy match no vulnerability): kept with the database.
+		for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+			if _, ok := tree.Index.Lookup(p); ok {
+				extra[p] = pkgdb.ReasonPackageDB
+			}
+		}
 		packageDB = func(keep map[string][]string) (map[string][]byte, error) {
 			var err error
 			if pruned, err = pkgs.Prune(tree, keep); err != nil {
