@@ -46,6 +46,9 @@ func (p *Package) ID() string { return p.PURL }
 // Set is every package an image's databases list.
 type Set struct {
 	Packages []*Package
+	// Unreadable says which language packages' metadata Read skipped, and why ("parsing
+	// /app/node_modules/x/package.json: line 3: ..."); at most 1000.
+	Unreadable []string `json:"unreadable,omitempty"`
 	// owners maps each path to the packages owning it (most often one; a directory is often shared).
 	owners map[string][]*Package
 }
