@@ -16,11 +16,16 @@ const (
 	// entry (8 MiB is some 80000 entries; archive/zip would otherwise read, and hold, as many entries as the
 	// file has room for).
 	maxJarDirectory = 8 << 20
+	// jarSlack is what zip.NewReader reads beside the central directory: the end record, and its search.
+	jarSlack = 128 << 10
 	// maxPoms bounds the pom.properties read in one jar (a shaded jar has one for each library in it).
 	maxPoms = 256
 	// maxPom bounds one pom.properties, uncompressed (they are some 100 bytes): a zip bomb stops there.
 	maxPom = 64 << 10
 )
+
+// jarBudget is what zip.NewReader may read of a jar; tests lower it.
+var jarBudget int64 = maxJarDirectory + jarSlack
 
 // jar reads a Java archive's META-INF/maven/GROUP/ARTIFACT/pom.properties (groupId, artifactId, version): a
 // package each, owning the jar. Jars inside it (a Spring Boot jar's BOOT-INF/lib) are not opened.
@@ -35,7 +40,7 @@ func (r *reader) jar(e *rootfs.Entry) error {
 		return fmt.Errorf("reading %s: %w", e.Path, err)
 	}
 	// The budget stops reading the central directory; the entries are bounded one by one after.
-	ra := &budgetReaderAt{r: f, left: maxJarDirectory + 128<<10}
+	ra := &budgetReaderAt{r: f, left: jarBudget}
 	z, err := zip.NewReader(ra, st.Size())
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", e.Path, err)
@@ -112,7 +117,7 @@ type budgetReaderAt struct {
 
 func (b *budgetReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if int64(len(p)) > b.left {
-		return 0, &rootfs.LimitError{Size: -1, Limit: maxJarDirectory}
+		return 0, &rootfs.LimitError{Size: -1, Limit: jarBudget - jarSlack}
 	}
 	b.left -= int64(len(p))
 	return b.r.ReadAt(p, off)

@@ -239,6 +239,7 @@ func TestReadLanguages(t *testing.T) {
 		gems + "/gems/nokogiri-1.15.4-x86_64-linux/lib/nokogiri.rb":   "",
 		gems + "/extensions/x86_64-linux/3.1.0/nokogiri-1.15.4-x86_64-linux/gem.build_complete": "",
 		gems + "/specifications/default/json-2.6.1.gemspec":                                     "# stub: json 2.6.1 ruby lib\n# generated, no literal fields\n",
+		gems + "/gems/json-2.6.1/lib/json.rb":                                                   "",
 		gems + "/specifications/dynamic-1.0.gemspec":                                            "Gem::Specification.new do |s|\n  s.name = NAME\nend\n",
 		"/app/lib/shaded.jar": jarFile(t, "META-INF/maven/com.google.guava/guava/pom.properties", "#Generated\ngroupId=com.google.guava\nartifactId=guava\nversion=32.1.2-jre\n",
 			"META-INF/maven/org.slf4j/slf4j-api/pom.properties", "version: 2.0.9\ngroupId: org.slf4j\nartifactId: slf4j-api\n", "META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n"),
@@ -250,7 +251,7 @@ func TestReadLanguages(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSet(t, s, []string{
-		`pkg:gem/json@2.6.1 "" /var/lib/gems/3.1.0/specifications/default/json-2.6.1.gemspec: /var/lib/gems/3.1.0/specifications/default/json-2.6.1.gemspec`,
+		`pkg:gem/json@2.6.1 "" /var/lib/gems/3.1.0/specifications/default/json-2.6.1.gemspec: /var/lib/gems/3.1.0/gems/json-2.6.1 /var/lib/gems/3.1.0/gems/json-2.6.1/lib /var/lib/gems/3.1.0/gems/json-2.6.1/lib/json.rb /var/lib/gems/3.1.0/specifications/default/json-2.6.1.gemspec`,
 		`pkg:gem/nokogiri@1.15.4 "MIT" /var/lib/gems/3.1.0/specifications/nokogiri-1.15.4-x86_64-linux.gemspec: /var/lib/gems/3.1.0/extensions/x86_64-linux/3.1.0/nokogiri-1.15.4-x86_64-linux /var/lib/gems/3.1.0/extensions/x86_64-linux/3.1.0/nokogiri-1.15.4-x86_64-linux/gem.build_complete /var/lib/gems/3.1.0/gems/nokogiri-1.15.4-x86_64-linux /var/lib/gems/3.1.0/gems/nokogiri-1.15.4-x86_64-linux/lib /var/lib/gems/3.1.0/gems/nokogiri-1.15.4-x86_64-linux/lib/nokogiri.rb /var/lib/gems/3.1.0/specifications/nokogiri-1.15.4-x86_64-linux.gemspec`,
 		`pkg:gem/rack@2.2.4 "MIT" /var/lib/gems/3.1.0/specifications/rack-2.2.4.gemspec: /var/lib/gems/3.1.0/cache/rack-2.2.4.gem /var/lib/gems/3.1.0/gems/rack-2.2.4 /var/lib/gems/3.1.0/gems/rack-2.2.4/lib /var/lib/gems/3.1.0/gems/rack-2.2.4/lib/rack.rb /var/lib/gems/3.1.0/specifications/rack-2.2.4.gemspec`,
 		`pkg:maven/com.google.guava/guava@32.1.2-jre "" /app/lib/shaded.jar!/META-INF/maven/com.google.guava/guava/pom.properties: /app/lib/shaded.jar`,
@@ -482,6 +483,23 @@ func TestReadLimits(t *testing.T) {
 		poms = append(poms, fmt.Sprintf("META-INF/maven/g/a%d/pom.properties", i), fmt.Sprintf("groupId=g\nartifactId=a%d\nversion=1\n", i))
 	}
 	tree := synthTree(t, nil, map[string]string{"/bomb.jar": bomb.String(), "/wide.jar": wide.String(), "/poms.jar": jarFile(t, poms...)}, nil)
+
+	// The budget is for the central directory alone: with what is left of it after zip.NewReader a few
+	// bytes, the pom.properties are read all the same.
+	t.Run("budget", func(t *testing.T) {
+		defer func(n int64) { jarBudget = n }(jarBudget)
+		jar := jarFile(t, "META-INF/maven/g/a/pom.properties", "groupId=g\nartifactId=a\nversion=1\n")
+		count := &budgetReaderAt{r: strings.NewReader(jar), left: 1 << 30}
+		if _, err := zip.NewReader(count, int64(len(jar))); err != nil {
+			t.Fatal(err)
+		}
+		jarBudget = 1<<30 - count.left + 10
+		s, err := Read(synthTree(t, nil, map[string]string{"/a.jar": jar}, nil))
+		if err != nil || len(s.Packages) != 1 || len(s.Unreadable) != 0 {
+			t.Fatalf("read %v, unreadable %q, %v", s.Packages, s.Unreadable, err)
+		}
+	})
+
 	var s *Set
 	alloc := testbed.Allocated(func() { s, err = Read(tree) })
 	if err != nil {
