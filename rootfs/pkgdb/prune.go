@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -15,11 +16,6 @@ import (
 // ReasonPackageDB is why Prune keeps a database file or metadata directory: the slim image's pruned
 // package database, which scanners read.
 const ReasonPackageDB = "package-db"
-
-// maxPruneFile bounds what Prune reads of one database file. A dpkg status file is some 1 KiB a package, a
-// .list file some 50 bytes a path: 64 MiB is room for images far larger than any seen (rootfs.MaxReadFile's
-// 4 MiB is not: a 3000-package status is about that).
-const maxPruneFile = 64 << 20
 
 // Pruned is a package database cut down to what a slim image keeps.
 type Pruned struct {
@@ -286,19 +282,19 @@ func (p *pruner) isFile(q string) bool {
 	return ok && e.Type == rootfs.TypeFile
 }
 
-// read reads the regular file q of the tree.
+// read reads the regular file q of the tree, as Read reads databases (at most maxDBFile bytes).
 func (p *pruner) read(q string) ([]byte, error) {
-	f, err := p.tree.Open(q)
+	rc, err := (&reader{tree: p.tree}).openDB(q)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPruneFile+1))
+	if rc == nil {
+		return nil, fmt.Errorf("reading %s: %w", q, fs.ErrNotExist)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", q, err)
-	}
-	if len(b) > maxPruneFile {
-		return nil, fmt.Errorf("reading %s: %w", q, &rootfs.LimitError{Size: -1, Limit: maxPruneFile})
 	}
 	return b, nil
 }
