@@ -41,6 +41,9 @@ type Info struct {
 	Referrers []Referrer `json:"referrers,omitzero"`
 	// ReferrersError says why the registry's referrers could not be listed; the rest of Info stands.
 	ReferrersError string `json:"referrersError,omitempty"`
+	// Packages are the packages the image's databases list (dpkg, apk, the language ecosystems'), when
+	// they were read (info unpacks the image for them: by default a one-layer image, such as a slim one).
+	Packages []Package `json:"packages,omitempty"`
 }
 
 // Referrer is one artifact attached to the image, as the registry's referrers listing describes it.
@@ -330,4 +333,12 @@ func config(c v1.Config) Config {
 	}
 	sort.Strings(out.Volumes)
 	return out
+}
+
+// Package is a package an image's database lists.
+type Package struct {
+	Type    string `json:"type"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	PURL    string `json:"purl"`
 }

@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/slimoci/slimoci/internal/atomicfile"
 	"github.com/slimoci/slimoci/internal/termsafe"
+	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/reverse"
+	"github.com/slimoci/slimoci/rootfs"
+	"github.com/slimoci/slimoci/rootfs/pkgdb"
 )
 
 // InfoCmd describes an image. With --json it prints the reverse.Info it renders, as one JSON document.
@@ -20,6 +25,7 @@ type InfoCmd struct {
 	Dockerfile  string `help:"Also write the reverse-engineered Dockerfile to FILE." placeholder:"FILE" type:"path"`
 	NoMeasure   bool   `help:"Do not read the layers: uncompressed sizes stay unknown and layer blobs are not verified."`
 	NoReferrers bool   `help:"Do not ask the registry for the artifacts (SBOMs, signatures) attached to the image."`
+	Packages    string `help:"List the packages the image's databases list (dpkg, apk, Python, node, Ruby, Java), which unpacks the image in a temporary directory: auto does for a one-layer image (a slim image), always, never." enum:"auto,always,never" default:"auto"`
 }
 
 func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
@@ -37,6 +43,11 @@ func (c *InfoCmd) Run(ctx context.Context, g *Globals) error {
 	})
 	if err != nil {
 		return err
+	}
+	if c.Packages == "always" || c.Packages == "auto" && len(info.Layers) == 1 {
+		if info.Packages, err = imagePackages(ctx, src, g); err != nil {
+			return err
+		}
 	}
 	if c.Dockerfile != "" {
 		if err := atomicfile.WriteBytes(c.Dockerfile, []byte(info.Dockerfile)); err != nil {
@@ -90,6 +101,15 @@ func renderInfo(out io.Writer, info *reverse.Info) error {
 	w.Flush()
 
 	renderReferrers(out, info)
+	if len(info.Packages) > 0 {
+		fmt.Fprintf(out, "\nPackages (%d):\n", len(info.Packages))
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "  TYPE\tNAME\tVERSION")
+		for _, p := range info.Packages {
+			fmt.Fprintf(w, "  %s\t%s\t%s\n", termsafe.String(p.Type), termsafe.String(p.Name), termsafe.String(p.Version))
+		}
+		w.Flush()
+	}
 
 	fmt.Fprintln(out, "\nConfig:")
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -220,4 +240,26 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// imagePackages unpacks src into a temporary directory (removed at the end) and reads its package databases.
+func imagePackages(ctx context.Context, src *oci.Source, g *Globals) ([]reverse.Package, error) {
+	dir, err := os.MkdirTemp("", "slimoci-info-")
+	if err != nil {
+		return nil, err
+	}
+	defer rootfs.RemoveTree(dir)
+	tree, err := rootfs.Unpack(ctx, src.Image, filepath.Join(dir, "rootfs"), &rootfs.Options{Logger: g.logger})
+	if err != nil {
+		return nil, fmt.Errorf("unpacking %s to read its packages: %w", src.Ref, err)
+	}
+	set, err := pkgdb.Read(tree)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s's packages: %w", src.Ref, err)
+	}
+	pkgs := make([]reverse.Package, 0, len(set.Packages))
+	for _, p := range set.Packages {
+		pkgs = append(pkgs, reverse.Package{Type: p.Type, Name: p.Name, Version: p.Version, PURL: p.PURL})
+	}
+	return pkgs, nil
 }

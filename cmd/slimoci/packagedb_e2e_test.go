@@ -90,6 +90,17 @@ func TestE2EBuildPackageDB(t *testing.T) {
 			if len(slim) >= len(fat) || res.Packages.Dropped == 0 {
 				t.Errorf("the slim database lists %d of the fat one's %d packages (dropped %d)", len(slim), len(fat), res.Packages.Dropped)
 			}
+			// slimoci info on the slim image (one layer: its packages are read by default) lists the same.
+			info := infoJSON(t, "oci:"+layout+":latest")
+			debs := map[string]string{}
+			for _, p := range info.Packages {
+				if u, err := packageurl.FromString(p.PURL); err == nil && p.Type == "deb" {
+					debs[packageKey(u)] = p.Version
+				}
+			}
+			if d := append(diffPackages(debs, slim), diffPackages(slim, debs)...); len(d) > 0 {
+				t.Errorf("info's packages and dpkg-query's differ:\n%s", strings.Join(d, "\n"))
+			}
 			owner, err := testbed.Run(ctx, "dpkg", "--admindir="+filepath.Join(bundle, "rootfs", "var/lib/dpkg"), "-S", "libc.so.6")
 			if err != nil || !strings.Contains(string(owner), "libc6:amd64: ") {
 				t.Errorf("dpkg -S libc.so.6: %q %v", owner, err)
