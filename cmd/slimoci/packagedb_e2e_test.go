@@ -111,6 +111,21 @@ func TestE2EBuildPackageDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			cdxDoc, err := os.ReadFile(filepath.Join(state, "sbom.cdx.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Both name the slim image and the source image it descends from by their digests, and list the
+			// same packages.
+			for name, doc := range map[string][]byte{"SPDX": spdx, "CycloneDX": cdxDoc} {
+				hex := strings.TrimPrefix(res.SourceDigest, "sha256:")
+				if res.SourceDigest == "" || !strings.Contains(string(doc), hex) || !strings.Contains(string(doc), strings.TrimPrefix(res.Digest, "sha256:")) {
+					t.Errorf("the %s SBOM lacks the source's digest %s or the slim image's %s", name, res.SourceDigest, res.Digest)
+				}
+			}
+			if d := diffAll(spdxPackages(t, spdx), cdxPackages(t, cdxDoc)); len(d) > 0 {
+				t.Errorf("the SPDX and CycloneDX SBOMs differ:\n%s", strings.Join(d, "\n"))
+			}
 			syft := syftPackages(t, bed, layout)
 			ours := spdxPackages(t, spdx)
 			t.Logf("syft: %d deb, ours %d deb; types %v", len(syft["deb"]), len(ours["deb"]), slices.Collect(maps.Keys(syft)))
