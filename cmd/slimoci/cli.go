@@ -27,6 +27,7 @@ type CLI struct {
 	Copy    CopyCmd    `cmd:"" help:"Copy an image between a registry, OCI layouts, docker-archives and OCI archives."`
 	Unpack  UnpackCmd  `cmd:"" help:"Unpack an image's root filesystem into a directory, safely, with a file index."`
 	Build   BuildCmd   `cmd:"" help:"Make a slim image: observe the app, keep what it needs, write one layer, verify it, push or write it."`
+	Sbom    SbomCmd    `cmd:"" help:"Write the SBOM of an image's packages (dpkg, apk, Python, node, Ruby, Java): SPDX 2.3 and CycloneDX 1.6 JSON."`
 	Profile ProfileCmd `cmd:"" help:"Run the image's app in a sandbox under slimoci's sensor, probe it, and record what it used."`
 	Version VersionCmd `cmd:"" help:"Print slimoci's version and the versions of Go and its libraries."`
 

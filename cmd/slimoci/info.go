@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,8 +13,6 @@ import (
 	"github.com/slimoci/slimoci/internal/termsafe"
 	"github.com/slimoci/slimoci/oci"
 	"github.com/slimoci/slimoci/reverse"
-	"github.com/slimoci/slimoci/rootfs"
-	"github.com/slimoci/slimoci/rootfs/pkgdb"
 )
 
 // InfoCmd describes an image. With --json it prints the reverse.Info it renders, as one JSON document.
@@ -244,18 +240,9 @@ func sortedKeys(m map[string]string) []string {
 
 // imagePackages unpacks src into a temporary directory (removed at the end) and reads its package databases.
 func imagePackages(ctx context.Context, src *oci.Source, g *Globals) ([]reverse.Package, error) {
-	dir, err := os.MkdirTemp("", "slimoci-info-")
+	set, _, err := unpackPackages(ctx, src, g, nil)
 	if err != nil {
 		return nil, err
-	}
-	defer rootfs.RemoveTree(dir)
-	tree, err := rootfs.Unpack(ctx, src.Image, filepath.Join(dir, "rootfs"), &rootfs.Options{Logger: g.logger})
-	if err != nil {
-		return nil, fmt.Errorf("unpacking %s to read its packages: %w", src.Ref, err)
-	}
-	set, err := pkgdb.Read(tree)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s's packages: %w", src.Ref, err)
 	}
 	pkgs := make([]reverse.Package, 0, len(set.Packages))
 	for _, p := range set.Packages {
