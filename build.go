@@ -597,6 +597,10 @@ func (o *BuildOptions) writeSBOMs(res *BuildResult, pkgs *pkgdb.Set, pruned *pkg
 	if o.Epoch != nil {
 		created = *o.Epoch
 	}
+	if created.IsZero() {
+		// A config without a date: the epoch, as slimoci sbom dates it, not year 1.
+		created = time.Unix(0, 0).UTC()
+	}
 	subject := sbom.Image{Name: res.Image + " (slim)", Digest: res.Digest}
 	if len(o.Destinations) > 0 {
 		subject.Name = o.Destinations[0].String()
