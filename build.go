@@ -75,7 +75,7 @@ func (d Destination) String() string {
 }
 
 // Artifacts are the files Build writes to the state directory besides report.json.
-var Artifacts = []string{"Dockerfile.fat", "seccomp.json", "apparmor.profile", "kept.json", "dropped.json", sbom.SPDXFile, sbom.CycloneDXFile}
+var Artifacts = []string{"Dockerfile.fat", "seccomp.json", "apparmor.profile", "kept.json", "dropped.json", PackagesFile, sbom.SPDXFile, sbom.CycloneDXFile}
 
 // BuildResult is what Build made. Its JSON is build --json's document.
 type BuildResult struct {
@@ -144,6 +144,21 @@ type PackageSize struct {
 	PURL  string `json:"purl"`
 	Files int    `json:"files"`
 	Bytes int64  `json:"bytes"`
+}
+
+// PackagesFile is the artifact listing every package of the image with what the slim image keeps of it
+// (PackageUsage), the most dropped bytes first.
+const PackagesFile = "packages.json"
+
+// PackageUsage is a packages.json entry: a package, whether the slim image's database lists it, and its
+// kept and dropped files (not directories) and bytes.
+type PackageUsage struct {
+	PURL         string `json:"purl"`
+	Kept         bool   `json:"kept"`
+	KeptFiles    int    `json:"keptFiles"`
+	DroppedFiles int    `json:"droppedFiles"`
+	KeptBytes    int64  `json:"keptBytes"`
+	DroppedBytes int64  `json:"droppedBytes"`
 }
 
 // KeptPath is a kept.json entry: why a path is kept, and the packages that own it.
@@ -587,10 +602,16 @@ func (o *BuildOptions) writeSBOMs(res *BuildResult, pkgs *pkgdb.Set, pruned *pkg
 		kept[p] = true
 	}
 	sum := &PackageSummary{Kept: len(pruned.Kept), Dropped: len(pkgs.Packages) - len(pruned.Kept), LargestDropped: []PackageSize{}}
+	var usage []PackageUsage
 	for _, u := range pkgs.Usage(tree.Index, keep) {
 		if !kept[u.Package] && len(sum.LargestDropped) < 5 && u.DroppedBytes > 0 {
 			sum.LargestDropped = append(sum.LargestDropped, PackageSize{Name: u.Package.Type + "/" + u.Package.Name, PURL: u.Package.PURL, Files: u.DroppedFiles, Bytes: u.DroppedBytes})
 		}
+		usage = append(usage, PackageUsage{PURL: u.Package.PURL, Kept: kept[u.Package], KeptFiles: u.KeptFiles, DroppedFiles: u.DroppedFiles,
+			KeptBytes: u.KeptBytes, DroppedBytes: u.DroppedBytes})
+	}
+	if err := writeJSON(filepath.Join(o.StateDir, PackagesFile), usage); err != nil {
+		return nil, err
 	}
 	// Dated as the slim image is: SOURCE_DATE_EPOCH, else the source's config (reproducible either way).
 	created := tree.Config.Created.Time

@@ -23,7 +23,7 @@ type BuildCmd struct {
 	Tag                 []string `help:"With --push, a registry reference to push the slim image to (default: the source repository with .slim appended to its name, same tag); without, a name for the outputs that name none (an OCI layout's or archive's ref.name, a docker-archive's name:tag) (repeatable)." placeholder:"REF" sep:"none"`
 	Push                bool     `help:"Push the slim image to --tag."`
 	Output              []string `help:"Also write the slim image here: oci:DIR[:tag], docker-archive:FILE[:name:tag], oci-archive:FILE[:tag] or a registry reference (repeatable). Without --push or --output it goes to the OCI layout STATE/image." placeholder:"DEST" sep:"none"`
-	StatePath           string   `help:"Directory for the artifacts: report.json, Dockerfile.fat, seccomp.json, apparmor.profile, kept.json, dropped.json, sbom.spdx.json, sbom.cdx.json." default:"slimoci-state" type:"path"`
+	StatePath           string   `help:"Directory for the artifacts: report.json, Dockerfile.fat, seccomp.json, apparmor.profile, kept.json, dropped.json, packages.json, sbom.spdx.json, sbom.cdx.json." default:"slimoci-state" type:"path"`
 	Compression         string   `help:"Layer compression: gzip (klauspost, level 3) or zstd." enum:"gzip,zstd" default:"gzip"`
 	Verify              bool     `help:"Run the slim image under the same probes; repair it from what its run missed, or fail (nothing is pushed)." default:"true" negatable:""`
 	VerifyRounds        int      `help:"How many slim images verify may build before it gives up." default:"3"`

@@ -87,6 +87,25 @@ func TestE2EBuildPackageDB(t *testing.T) {
 			if d := append(diffPackages(want, slim), diffPackages(slim, want)...); len(d) > 0 || len(slim) == 0 {
 				t.Errorf("dpkg-query on the slim image, against the packages owning kept files (%d listed, %d wanted):\n%s", len(slim), len(want), strings.Join(d, "\n"))
 			}
+			// packages.json: every package of the fat image, listed in the slim database exactly when kept.
+			var usage []slimoci.PackageUsage
+			if b, err := os.ReadFile(filepath.Join(state, slimoci.PackagesFile)); err != nil || json.Unmarshal(b, &usage) != nil {
+				t.Fatalf("%s: %v", slimoci.PackagesFile, err)
+			}
+			keptDebs := 0
+			for _, u := range usage {
+				if strings.HasPrefix(u.PURL, "pkg:deb/") {
+					if u.Kept != (u.KeptFiles > 0) {
+						t.Errorf("packages.json: %+v", u)
+					}
+					if u.Kept {
+						keptDebs++
+					}
+				}
+			}
+			if keptDebs != len(slim) || len(usage) < len(fat) {
+				t.Errorf("packages.json: %d entries, %d Debian ones kept; the slim database lists %d, the fat %d", len(usage), keptDebs, len(slim), len(fat))
+			}
 			if len(slim) >= len(fat) || res.Packages.Dropped == 0 {
 				t.Errorf("the slim database lists %d of the fat one's %d packages (dropped %d)", len(slim), len(fat), res.Packages.Dropped)
 			}
