@@ -34,4 +34,8 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"size: {r['fatBytes']/1e6:.1f} MB -> {r['slimBytes']/1e6:.1f} MB ({r['fatBytes']/r['slimBytes']:.1f}x smaller), {r['layer']['compressedBytes']/1e6:.1f} MB compressed")
 PY
-echo "artifacts (report, Dockerfile.fat, seccomp, AppArmor, kept, dropped) in $state"
+echo; echo "== slimoci info $slim: its packages and the SBOMs attached to it"
+"$here/bin/slimoci" info --no-measure "$slim" > "$work/slim-info.txt"
+sed -n '/^Referrers/,/^$/p' "$work/slim-info.txt"
+grep '^Packages' "$work/slim-info.txt"
+echo "artifacts (report, Dockerfile.fat, seccomp, AppArmor, kept, dropped, packages, SBOMs) in $state"
