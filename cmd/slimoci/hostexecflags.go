@@ -99,10 +99,6 @@ func readExecFile(path string) (string, error) {
 // the output may quote the app).
 func hostExecSummary(w io.Writer, obs *runner.Observation) {
 	for _, h := range obs.HostExecs {
-		status := fmt.Sprintf("exit %d, %d bytes of output, %.1fs", h.ExitCode, h.OutputSize, h.Duration.Seconds())
-		if h.Error != "" {
-			status = h.Error
-		}
-		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("host-exec %s: %s", h.Command, status)))
+		fmt.Fprintln(w, termsafe.String(h.String()))
 	}
 }

@@ -215,19 +215,11 @@ func execArgs(s string) ([]string, error) {
 // the app or the image: each line is escaped for the terminal.
 func summary(w io.Writer, ref string, obs *runner.Observation) {
 	for _, p := range obs.Probes {
-		status := p.Error
-		if p.OK() {
-			status = fmt.Sprintf("%s %d, %d bytes", p.Proto, p.Status, p.Size)
-		}
-		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("probe %s :%d%s: %s", p.Method, p.Port, p.Path, status)))
+		fmt.Fprintln(w, termsafe.String(p.String()))
 	}
 	crawlSummary(w, obs)
 	for _, e := range obs.Execs {
-		status := fmt.Sprintf("exit %d, %d bytes of output", e.ExitCode, e.OutputSize)
-		if e.Error != "" {
-			status = e.Error
-		}
-		fmt.Fprintln(w, termsafe.String(fmt.Sprintf("exec %s: %s", strings.Join(e.Args, " "), status)))
+		fmt.Fprintln(w, termsafe.String(e.String()))
 	}
 	hostExecSummary(w, obs)
 	if h := obs.Healthcheck; h != nil {
