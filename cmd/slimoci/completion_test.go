@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	"golang.org/x/sys/unix"
+	"github.com/creack/pty"
 )
 
 // Completion is tested as a user meets it: the real binary, built here, loaded by the script it prints into
@@ -224,25 +224,14 @@ type ptyShell struct {
 
 func startPty(t *testing.T, dir string, argv ...string) *ptyShell {
 	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	// creack/pty, as the progress tests open theirs.
+	master, tty, err := pty.Open()
 	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	fd := int(master.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlocking the pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("naming the pty: %v", err)
+		t.Fatalf("opening a pseudo-terminal: %v", err)
 	}
 	// Wide, so that the shell never wraps a line the test reads.
-	if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 250}); err != nil {
+	if err := pty.Setsize(master, &pty.Winsize{Rows: 50, Cols: 250}); err != nil {
 		t.Fatalf("sizing the pty: %v", err)
-	}
-	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
