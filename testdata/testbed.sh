@@ -27,7 +27,13 @@ fixtures=(layers)
 # built FROM localhost/slimoci/python, so they come after it.
 hostiles=(hostile hostile-content)
 # zsh, fish, man-db and groff-base: the completion and man page tests (cmd/slimoci/completion_test.go).
-packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base)
+# qemu-user-static and binfmt-support: foreign platforms (the arm64 base and samples are built, and arm64
+# test binaries run, under qemu-user through binfmt_misc). gcc-aarch64-linux-gnu and libseccomp-dev:arm64:
+# `make cross` builds slimoci for linux/arm64 with cgo (libcontainer's nsenter, libseccomp).
+packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base
+	qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64)
+# foreign_archs are the dpkg architectures packages=(...) names packages of (NAME:ARCH).
+foreign_archs=(arm64)
 # bare_packages are installed without their recommends (linux-source's are a kernel build's toolchain):
 # linux-source-6.12 is the kernel source the sensor's syscall tables are generated from, which
 # sensor/pathcalls_test.go checks them against.
@@ -69,15 +75,37 @@ install_syft() {
 }
 
 deps() {
-	local missing bare
+	local missing bare a
 	mapfile -t missing < <(not_installed "${packages[@]}")
 	mapfile -t bare < <(not_installed "${bare_packages[@]}")
-	[ ${#missing[@]} -eq 0 ] && [ ${#bare[@]} -eq 0 ] && return 0
-	[ "$(id -u)" -eq 0 ] || { log "missing packages ${missing[*]} ${bare[*]}: run as root"; exit 1; }
-	log "installing ${missing[*]} ${bare[*]}"
-	apt-get update -qq
-	[ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-	[ ${#bare[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
+	if [ ${#missing[@]} -ne 0 ] || [ ${#bare[@]} -ne 0 ]; then
+		[ "$(id -u)" -eq 0 ] || { log "missing packages ${missing[*]} ${bare[*]}: run as root"; exit 1; }
+		for a in "${foreign_archs[@]}"; do
+			dpkg --print-foreign-architectures | grep -qx "$a" || dpkg --add-architecture "$a"
+		done
+		log "installing ${missing[*]} ${bare[*]}"
+		# Another apt on the machine (an engineer's, unattended-upgrades) holds the lock for a while: wait.
+		local apt=(apt-get -o DPkg::Lock::Timeout=300)
+		"${apt[@]}" update -qq
+		[ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null
+		[ ${#bare[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
+	fi
+	binfmt
+}
+
+# binfmt makes sure the kernel runs arm64 binaries through qemu-user: binfmt_misc mounted, qemu-aarch64's
+# handler enabled, with the fix-binary (F) flag, which opens the emulator when the handler is registered, so
+# that it runs inside any container or chroot without a file of the host's there. binfmt-support's
+# postinst does it on a machine that runs its service; a fresh machine without systemd may have neither
+# the mount nor the handler.
+binfmt() {
+	local dir=/proc/sys/fs/binfmt_misc handler=/proc/sys/fs/binfmt_misc/qemu-aarch64
+	if ! grep -q '^enabled' "$handler" 2>/dev/null || ! grep -q '^flags: .*F' "$handler"; then
+		[ "$(id -u)" -eq 0 ] || { log "the qemu-aarch64 binfmt_misc handler is not enabled: run as root"; exit 1; }
+		[ -f "$dir/register" ] || mount -t binfmt_misc binfmt_misc "$dir"
+		update-binfmts --enable qemu-aarch64
+	fi
+	grep -q '^flags: .*F' "$handler" || { log "$handler has no F (fix-binary) flag: $(grep '^flags' "$handler")"; exit 1; }
 }
 
 # podman needs limits at or under this shell's hard limits, cgroupfs and runc on this kind of machine. The
