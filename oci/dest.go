@@ -30,19 +30,28 @@ import (
 // beside the target and renamed when complete. Manifest and config bytes are copied as they are, so the
 // manifest digest is kept (a docker-archive stores no manifest; its config digest is kept).
 func Write(ctx context.Context, img v1.Image, ref Reference, o *Options) error {
+	return write(ctx, imageContent{img}, ref, o)
+}
+
+func write(ctx context.Context, c content, ref Reference, o *Options) error {
 	opts := o.fill()
 	start := time.Now()
 	p := startProgress(opts.Progress)
 	var err error
 	switch ref.Transport {
 	case Registry:
-		err = writeRegistry(ctx, img, ref, opts, p)
+		err = writeRegistry(ctx, c, ref, opts, p)
 	case Layout:
-		err = writeLayout(ctx, img, ref, opts, p)
+		err = writeLayout(ctx, c, ref, opts, p)
 	case OCIArchive:
-		err = writeArchive(ref.Path, img, p, func(w io.Writer) error { return writeOCIArchive(ctx, w, img, ref.Tag) })
+		err = writeArchive(ref.Path, c, p, func(w io.Writer) error { return writeOCIArchive(ctx, w, c, ref.Tag) })
 	case DockerArchive:
-		err = writeArchive(ref.Path, img, p, func(w io.Writer) error { return writeDockerArchive(w, img, ref) })
+		img, ok := c.(imageContent)
+		if !ok {
+			err = errDockerIndex
+			break
+		}
+		err = writeArchive(ref.Path, c, p, func(w io.Writer) error { return writeDockerArchive(w, img.Image, ref) })
 	default:
 		err = fmt.Errorf("%w %q", ErrTransport, ref.Transport)
 	}
@@ -55,8 +64,8 @@ func Write(ctx context.Context, img v1.Image, ref Reference, o *Options) error {
 }
 
 // writeArchive writes an archive file with write, atomically, counting its bytes for p.
-func writeArchive(path string, img v1.Image, p *writeProgress, write func(io.Writer) error) error {
-	p.total.Store(blobsSize(img))
+func writeArchive(path string, c content, p *writeProgress, write func(io.Writer) error) error {
+	p.total.Store(c.size())
 	return atomicfile.Write(path, func(f *os.File) error { return write(countingWriter{w: f, p: p}) })
 }
 
@@ -65,8 +74,12 @@ func writeArchive(path string, img v1.Image, p *writeProgress, write func(io.Wri
 // OCI archive, one RepoTag per name in a docker-archive, which must then be image names (name:tag). A
 // registry reference names one tag: write to each.
 func WriteNamed(ctx context.Context, img v1.Image, ref Reference, names []string, o *Options) error {
+	return writeNamed(ctx, imageContent{img}, ref, names, o)
+}
+
+func writeNamed(ctx context.Context, c content, ref Reference, names []string, o *Options) error {
 	if len(names) == 0 {
-		return Write(ctx, img, ref, o)
+		return write(ctx, c, ref, o)
 	}
 	var err error
 	switch ref.Transport {
@@ -74,18 +87,23 @@ func WriteNamed(ctx context.Context, img v1.Image, ref Reference, names []string
 		for _, n := range names {
 			r := ref
 			r.Tag, r.Digest = n, ""
-			if err := Write(ctx, img, r, o); err != nil {
+			if err := write(ctx, c, r, o); err != nil {
 				return err
 			}
 		}
 		return nil
 	case OCIArchive, DockerArchive:
 		p := startProgress(o.fill().Progress)
-		err = writeArchive(ref.Path, img, p, func(w io.Writer) error {
+		img, ok := c.(imageContent)
+		if ref.Transport == DockerArchive && !ok {
+			err = errDockerIndex
+			break
+		}
+		err = writeArchive(ref.Path, c, p, func(w io.Writer) error {
 			if ref.Transport == OCIArchive {
-				return writeOCIArchive(ctx, w, img, names...)
+				return writeOCIArchive(ctx, w, c, names...)
 			}
-			return writeDockerArchive(w, img, ref, names...)
+			return writeDockerArchive(w, img.Image, ref, names...)
 		})
 		p.finish()
 	default:
@@ -97,7 +115,7 @@ func WriteNamed(ctx context.Context, img v1.Image, ref Reference, names []string
 	return nil
 }
 
-func writeRegistry(ctx context.Context, img v1.Image, ref Reference, o *Options, p *writeProgress) error {
+func writeRegistry(ctx context.Context, c content, ref Reference, o *Options, p *writeProgress) error {
 	r, err := ref.registryRef(o.Insecure)
 	if err != nil {
 		return err
@@ -111,7 +129,13 @@ func writeRegistry(ctx context.Context, img v1.Image, ref Reference, o *Options,
 		defer end()
 		opts = append(opts, remote.WithProgress(ch))
 	}
-	return remote.Write(r, img, opts...)
+	switch c := c.(type) {
+	case indexContent:
+		return remote.WriteIndex(r, c.ImageIndex, opts...)
+	case imageContent:
+		return remote.Write(r, c.Image, opts...)
+	}
+	return fmt.Errorf("%w: nothing to write", ErrFormat)
 }
 
 func writeDockerArchive(w io.Writer, img v1.Image, ref Reference, names ...string) error {
@@ -280,7 +304,7 @@ func (d dirSink) put(h v1.Hash, size int64, r io.Reader) (err error) {
 
 const ociLayoutFile = `{"imageLayoutVersion":"1.0.0"}`
 
-func writeLayout(ctx context.Context, img v1.Image, ref Reference, o *Options, p *writeProgress) (err error) {
+func writeLayout(ctx context.Context, c content, ref Reference, o *Options, p *writeProgress) (err error) {
 	target := ref.Path
 	var im *v1.IndexManifest
 	fi, serr := os.Stat(ref.Path)
@@ -318,8 +342,8 @@ func writeLayout(ctx context.Context, img v1.Image, ref Reference, o *Options, p
 	if im == nil {
 		im = &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
 	}
-	p.total.Store(blobsSize(img))
-	desc, err := putImage(ctx, dirSink{root: target}, img, o.Jobs, p)
+	p.total.Store(c.size())
+	desc, err := c.put(ctx, dirSink{root: target}, o.Jobs, p)
 	if err != nil {
 		return err
 	}
@@ -400,7 +424,7 @@ func dirHeader(name string) *tar.Header {
 
 // writeOCIArchive writes an OCI layout holding img as a tar stream. Blobs are written one after another (a
 // tar is sequential); index.json comes last.
-func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, tags ...string) error {
+func writeOCIArchive(ctx context.Context, w io.Writer, c content, tags ...string) error {
 	tw := tar.NewWriter(w)
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(dirHeader(d)); err != nil {
@@ -413,7 +437,7 @@ func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, tags ...str
 	if _, err := io.WriteString(tw, ociLayoutFile); err != nil {
 		return err
 	}
-	desc, err := putImage(ctx, &tarSink{tw: tw, written: map[v1.Hash]bool{}}, img, 1, nil)
+	desc, err := c.put(ctx, &tarSink{tw: tw, written: map[v1.Hash]bool{}}, 1, nil)
 	if err != nil {
 		return err
 	}
