@@ -11,7 +11,7 @@ GO ?= go
 BIN := bin/slimoci
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps testbed test unit e2e fuzz lint demo man bench-unpack bench-sensor bench-build clean
+.PHONY: all build deps testbed test unit e2e fuzz lint demo man image bench-unpack bench-sensor bench-build clean
 
 all: build
 
@@ -19,6 +19,12 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/slimoci
 	CGO_ENABLED=0 $(GO) build -o bin/slimoci-sensor ./cmd/slimoci-sensor
+
+# image builds slimoci's own image, $(IMAGE), with podman (deploy/image/Containerfile): both binaries static,
+# CA certificates, user 1000, nothing else. Reproducible: the same checkout gives the same digest.
+IMAGE ?= localhost/slimoci:latest
+image:
+	IMAGE=$(IMAGE) VERSION=$(VERSION) GO=$(GO) deploy/image/build.sh
 
 # deps installs the Debian packages (root), builds syft (the SBOM tests' independent reader) into
 # $(SLIMOCI_TESTBED)/bin once, and downloads the Go modules.

@@ -27,10 +27,11 @@ fixtures=(layers)
 # built FROM localhost/slimoci/python, so they come after it.
 hostiles=(hostile hostile-content)
 # zsh, fish, man-db and groff-base: the completion and man page tests (cmd/slimoci/completion_test.go).
+# ca-certificates: the CA bundle of slimoci's own image (make image, deploy/image/build.sh).
 # qemu-user-static and binfmt-support: foreign platforms (the arm64 base and samples are built, and arm64
 # test binaries run, under qemu-user through binfmt_misc). gcc-aarch64-linux-gnu and libseccomp-dev:arm64:
 # `make cross` builds slimoci for linux/arm64 with cgo (libcontainer's nsenter, libseccomp).
-packages=(podman skopeo umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base
+packages=(podman skopeo ca-certificates umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base
 	qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64)
 # foreign_archs are the dpkg architectures packages=(...) names packages of (NAME:ARCH).
 foreign_archs=(arm64)
