@@ -58,6 +58,15 @@ type BuildOptions struct {
 	RemoveArtifacts bool
 	// Sabotage, when set, edits the first closure (tests use it to break a build that verify must repair).
 	Sabotage func(keep map[string][]string)
+	// Platforms are the platforms of a multi-platform source to slim, AllPlatforms all of them. With none
+	// (JobOptions.OCI.Platform's, by default the host's) or one, Build makes one image. With more, each is
+	// built as one image is (observed under the same probes and verified, a foreign one under emulation, see
+	// RunOptions.EmulationFactor), one after another, with its artifacts in its own subdirectory of the state directory
+	// (PlatformDir); the destinations get an OCI index of the slim images, each listed with its platform, the
+	// index annotated with the source and the source index's digest. A source that is a single image is built
+	// as one, whatever these say, when its platform is among them.
+	Platforms    []v1.Platform
+	AllPlatforms bool
 }
 
 // Destination is where a slim image goes, and under which names (an OCI layout's or archive's ref.name,
@@ -108,6 +117,16 @@ type BuildResult struct {
 	// Packages says what the slim image keeps of the image's packages (nil when the image lists none, or
 	// with NoPackageDB).
 	Packages *PackageSummary `json:"packages,omitempty"`
+	// Platform is the platform slimmed (os/arch[/variant], as its config says); OtherPlatforms are those of
+	// the source's index that were not (Build slims one platform unless told which, or all).
+	Platform       string   `json:"platform,omitempty"`
+	OtherPlatforms []string `json:"otherPlatforms,omitempty"`
+	// Emulated says the app ran under emulation (a foreign platform); Seconds is how long the build took.
+	Emulated bool    `json:"emulated,omitempty"`
+	Seconds  float64 `json:"seconds"`
+	// Manifests are each platform's build when Build made an index; Digest is then the index's digest, the
+	// sizes are their sums, and Args, User, Stages and the counts are each manifest's.
+	Manifests []*BuildResult `json:"manifests,omitempty"`
 	// Args and User are what was run; StateDir holds the artifacts (unless RemoveArtifacts).
 	Args     []string    `json:"args"`
 	User     runner.User `json:"user"`
@@ -190,6 +209,8 @@ type BuildReport struct {
 	Timings     map[string]float64  `json:"timingsSeconds"`
 	Fat         *runner.Observation `json:"fat"`
 	Verify      *runner.Observation `json:"verify,omitempty"`
+	Platform    string              `json:"platform,omitempty"`
+	Emulated    bool                `json:"emulated,omitempty"`
 }
 
 // OverrideNames are ImageOverrides' names, as mint's --image-overrides.
@@ -223,27 +244,76 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	if bo.Compression == "" {
 		bo.Compression = "gzip"
 	}
+	start := time.Now()
+	plan, err := bo.platforms(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	if plan.index {
+		return bo.buildIndex(ctx, image, plan, kept, p)
+	}
+	if plan.want != nil {
+		oc := *bo.OCI
+		oc.Platform = plan.want
+		bo.OCI = &oc
+	}
+	one, err := bo.buildOne(ctx, image, kept, p)
+	if one != nil {
+		defer one.close()
+		res = one.res
+	}
+	if err != nil {
+		return res, err
+	}
+	res.OtherPlatforms = plan.others(res.Platform)
+	if err := bo.deliver(ctx, res, one.w.src.Ref, one.pr.Image, nil, []*oneBuild{one}, p); err != nil {
+		return res, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if err := one.report(&bo); err != nil {
+		return res, err
+	}
+	bo.removeArtifacts(res)
+	return res, nil
+}
 
+// oneBuild is one platform's slim image, built and verified, not yet delivered: its work directory holds
+// the image's layer until close.
+type oneBuild struct {
+	res   *BuildResult
+	pr    *pipelineResult
+	w     *work
+	sboms map[string][]byte
+	start time.Time
+}
+
+func (b *oneBuild) close() { b.w.close() }
+
+// buildOne builds the slim image of the one platform bo.OCI picks, up to delivery. The result is nil only
+// when nothing was opened; otherwise the caller closes it.
+func (bo *BuildOptions) buildOne(ctx context.Context, image string, kept map[string]bool, p *progress) (one *oneBuild, err error) {
 	start := time.Now()
 	p.send(Event{Stage: StageUnpack, Kind: Started, Message: image})
 	w, err := openAndUnpack(ctx, image, &bo.JobOptions, p)
 	if err != nil {
 		return nil, err
 	}
-	defer w.close()
+	one = &oneBuild{w: w, start: start}
+	var res *BuildResult
+	defer func() { one.res = res }()
 	unpackTime := time.Since(start)
 	p.send(Event{Stage: StageUnpack, Kind: Finished, Elapsed: unpackTime, Complete: int64(w.tree.Index.Len()), Unit: "files"})
 	src, tree, ref := w.src, w.tree, w.src.Ref
 	if err := bo.Keep.Keep.Check(tree); err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return one, fmt.Errorf("%s: %w", ref, err)
 	}
 	cfgOpts := bo.Run.Config
 	fatRun, err := bo.Run.prepare(tree, cfgOpts, w, bo.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return one, fmt.Errorf("%s: %w", ref, err)
 	}
 	res = &BuildResult{Image: ref.String(), SourceDigest: digestOf(src), Args: fatRun.spec.Args, User: fatRun.user, StateDir: bo.StateDir,
-		Warnings: []string{}}
+		Warnings: []string{}, Platform: platformOf(tree), Emulated: fatRun.emulated}
 
 	// The slim image's config: the overrides it keeps, then the edits.
 	edits := slices.DeleteFunc([]emit.ConfigEdits{keptEdits(kept, bo.Run.Config.Overrides), bo.Edits}, func(e emit.ConfigEdits) bool { return e.Empty() })
@@ -262,7 +332,7 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	verifyCfg.ExtraProbes = nil
 	srcType, err := src.Image.MediaType()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return one, fmt.Errorf("%s: %w", ref, err)
 	}
 	docker := emit.DockerFormat(srcType, tree.Config, bo.Compression)
 	if srcType == types.DockerManifestSchema2 && tree.Config.Config.Healthcheck != nil && !docker {
@@ -343,8 +413,9 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 		}
 	}
 	if err != nil {
-		return res, fmt.Errorf("building %s: %w", ref, err)
+		return one, fmt.Errorf("building %s: %w", ref, err)
 	}
+	one.pr = pr
 	res.SlimImage, res.Layer, res.VerifyRounds, res.AddedByVerify = pr.Image, pr.Stats, pr.Rounds, pr.Added
 	res.Verified = pr.Slim != nil
 	if bo.NoVerify {
@@ -361,21 +432,31 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 	}
 	digest, err := pr.Image.Digest()
 	if err != nil {
-		return res, fmt.Errorf("the slim image's digest: %w", err)
+		return one, fmt.Errorf("the slim image's digest: %w", err)
 	}
 	res.Digest = digest.String()
 	var sboms map[string][]byte
 	if pruned != nil {
 		if sboms, err = bo.writeSBOMs(res, pkgs, pruned, pr.Closure.Keep, tree); err != nil {
-			return res, err
+			return one, err
 		}
 	}
 
-	start = time.Now()
+	res.FatBytes, res.SlimBytes, res.CompressedBytes = imageSize(tree.Index), pr.Stats.Bytes, pr.Stats.Compressed
+	res.KeptPaths, res.Paths = len(pr.Closure.Keep), tree.Index.Len()
+	res.LargestDropped = topDropped(dropped, 3, 5)
+	one.sboms = sboms
+	return one, nil
+}
+
+// deliver writes what was built (the one image, or the index of them) to each destination, attaching each
+// image's SBOMs to it in a registry.
+func (bo *BuildOptions) deliver(ctx context.Context, res *BuildResult, src oci.Reference, img v1.Image, idx v1.ImageIndex, built []*oneBuild, p *progress) error {
+	start := time.Now()
 	p.send(Event{Stage: StagePush, Kind: Started})
 	dests := bo.Destinations
 	if len(dests) == 0 {
-		dests = []Destination{{Reference: oci.Reference{Transport: oci.Layout, Path: filepath.Join(bo.StateDir, "image"), Tag: SourceTag(ref)}}}
+		dests = []Destination{{Reference: oci.Reference{Transport: oci.Layout, Path: filepath.Join(bo.StateDir, "image"), Tag: SourceTag(src)}}}
 	}
 	for _, d := range dests {
 		p.send(Event{Stage: StagePush, Kind: Progressed, Message: d.String()})
@@ -385,41 +466,59 @@ func Build(ctx context.Context, image string, o *BuildOptions) (res *BuildResult
 				p.send(Event{Stage: StagePush, Kind: Progressed, Complete: u.Complete, Total: u.Total, Unit: "bytes", Message: d.String()})
 			}
 		}
-		if err := oci.WriteNamed(ctx, pr.Image, d.Reference, d.Names, &wopts); err != nil {
-			return res, fmt.Errorf("writing the slim image to %s: %w", d.Reference, err)
+		var err error
+		if idx != nil {
+			err = oci.WriteIndex(ctx, idx, d.Reference, d.Names, &wopts)
+		} else {
+			err = oci.WriteNamed(ctx, img, d.Reference, d.Names, &wopts)
+		}
+		if err != nil {
+			return fmt.Errorf("writing the slim image to %s: %w", d.Reference, err)
 		}
 		res.Destinations = append(res.Destinations, d.String())
-		if d.Transport == oci.Registry && sboms != nil {
-			if err := bo.attachSBOMs(ctx, res, pr.Image, d, sboms); err != nil {
-				return res, err
+		if d.Transport != oci.Registry {
+			continue
+		}
+		for _, b := range built {
+			if b.sboms != nil {
+				if err := bo.attachSBOMs(ctx, b.res, b.pr.Image, d, b.sboms); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	pushTime := time.Since(start)
 	p.send(Event{Stage: StagePush, Kind: Finished, Elapsed: pushTime})
 	res.Stages = append(res.Stages, StageTime{StagePush, pushTime.Seconds()})
+	return nil
+}
 
-	res.FatBytes, res.SlimBytes, res.CompressedBytes = imageSize(tree.Index), pr.Stats.Bytes, pr.Stats.Compressed
-	res.KeptPaths, res.Paths = len(pr.Closure.Keep), tree.Index.Len()
-	res.LargestDropped = topDropped(dropped, 3, 5)
+// report writes one platform's report.json.
+func (b *oneBuild) report(bo *BuildOptions) error {
+	res, pr := b.res, b.pr
 	timings := map[string]float64{}
 	for _, s := range res.Stages {
 		timings[string(s.Stage)] = s.Seconds
 	}
-	if res.Report, err = bo.writeReport(BuildReport{
+	var err error
+	res.Report, err = bo.writeReport(BuildReport{
 		Image: res.Image, Digest: res.SourceDigest, Slim: res.Digest, Outputs: res.Destinations, Args: res.Args, User: res.User,
 		FatSize: res.FatBytes, SlimSize: res.SlimBytes, Layer: pr.Stats, Rounds: pr.Rounds, Added: pr.Added,
 		MissingLibs: pr.Closure.MissingLibs, Timings: timings, Fat: pr.Fat, Verify: pr.Slim,
-	}); err != nil {
-		return res, err
+		Platform: res.Platform, Emulated: res.Emulated,
+	})
+	return err
+}
+
+// removeArtifacts removes the state directory's artifacts when asked (RemoveArtifacts).
+func (bo *BuildOptions) removeArtifacts(res *BuildResult) {
+	if !bo.RemoveArtifacts {
+		return
 	}
-	if bo.RemoveArtifacts {
-		for _, f := range append([]string{"report.json"}, Artifacts...) {
-			os.Remove(filepath.Join(bo.StateDir, f))
-		}
-		res.StateDir, res.Report = "", ""
+	for _, f := range append([]string{"report.json"}, Artifacts...) {
+		os.Remove(filepath.Join(bo.StateDir, f))
 	}
-	return res, nil
+	res.StateDir, res.Report = "", ""
 }
 
 // writeArtifacts writes Dockerfile.fat, the profiles, and the kept and dropped lists (and, when the build

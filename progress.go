@@ -59,6 +59,9 @@ type Event struct {
 	Round int `json:"round,omitempty"`
 	// Elapsed is the stage's time, on Finished.
 	Elapsed time.Duration `json:"elapsed,omitempty"`
+	// Platform is the platform the event's stage works on, when Build slims several (os/arch[/variant]); ""
+	// for one platform, and for the index's own push.
+	Platform string `json:"platform,omitempty"`
 }
 
 // progress sends a job's events to a channel, in order; it drops nothing and blocks while the receiver
@@ -66,11 +69,25 @@ type Event struct {
 type progress struct {
 	ctx context.Context
 	ch  chan<- Event
+	// platform marks every event sent (Event.Platform).
+	platform string
+}
+
+// forPlatform is a progress sending to the same channel with the platform marked; the caller's progress
+// closes the channel.
+func (p *progress) forPlatform(platform string) *progress {
+	if p == nil {
+		return nil
+	}
+	return &progress{ctx: p.ctx, ch: p.ch, platform: platform}
 }
 
 func (p *progress) send(e Event) {
 	if p == nil || p.ch == nil {
 		return
+	}
+	if e.Platform == "" {
+		e.Platform = p.platform
 	}
 	select {
 	case p.ch <- e:

@@ -32,7 +32,15 @@ type RunOptions struct {
 	// Output, when set, receives the app's output as it runs (--show-clogs). Either way its last 64 KiB are
 	// kept for the error of a run that fails.
 	Output io.Writer
+	// EmulationFactor multiplies the run's time bounds (runner.Plan.Scaled, runner.Spec.Scaled) when the
+	// image's platform runs under emulation; 0 means DefaultEmulationFactor.
+	EmulationFactor float64
 }
+
+// DefaultEmulationFactor is how much longer than a native run an emulated one is given: qemu-user starts
+// apps several times slower (measured in runner's emulation tests); 5 makes the default probe timeout
+// (60 s) 5 minutes.
+const DefaultEmulationFactor = 5
 
 // JobOptions are what every job takes besides its own options.
 type JobOptions struct {
@@ -97,6 +105,8 @@ type run struct {
 	// workRoot is the per-user work directory the sandboxes' state directories are under.
 	workRoot string
 	logger   *slog.Logger
+	// emulated: the image's platform runs under emulation, and the plan's bounds are scaled.
+	emulated bool
 }
 
 // prepare completes the run from the unpacked image's config with cfg (o.Config, or verify's).
@@ -113,6 +123,16 @@ func (o *RunOptions) prepare(tree *rootfs.Tree, cfg runner.ConfigOptions, w *wor
 	var err error
 	if r.user, err = runner.FromConfig(tree, cfg, &r.spec, &r.plan); err != nil {
 		return nil, err
+	}
+	if r.emulated, err = emulated(tree); err != nil {
+		return nil, err
+	}
+	if r.emulated {
+		f := o.EmulationFactor
+		if f <= 0 {
+			f = DefaultEmulationFactor
+		}
+		r.plan, r.spec = r.plan.Scaled(f), r.spec.Scaled(f)
 	}
 	return r, nil
 }

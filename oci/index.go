@@ -18,6 +18,15 @@ import (
 // errDockerIndex: a docker-archive (docker save's format) has no place for an index.
 var errDockerIndex = fmt.Errorf("%w: a docker-archive holds images of one platform, not an index: write a multi-platform image to an OCI layout or OCI archive, or pick one platform with --platform", ErrFormat)
 
+// HoldsIndex tells whether ref can hold a multi-platform index: every destination can but a docker-archive,
+// which is the error.
+func HoldsIndex(ref Reference) error {
+	if ref.Transport == DockerArchive {
+		return fmt.Errorf("%s: %w", ref, errDockerIndex)
+	}
+	return nil
+}
+
 // content is what a write delivers: one image, or an index and the images it lists.
 type content interface {
 	// put writes the blobs and the manifest into s and returns the manifest's descriptor.
@@ -212,7 +221,11 @@ func listPlatforms(ctx context.Context, ref Reference, o *Options) (*IndexPlatfo
 func storePlatforms(ref Reference, o *Options) (*IndexPlatforms, error) {
 	var s blobStore
 	if ref.Transport == Layout {
-		s = dirStore{root: ref.Path}
+		ds, err := layoutStore(ref.Path)
+		if err != nil {
+			return nil, err
+		}
+		s = ds
 	} else {
 		ts, err := openTarStore(ref.Path)
 		if err != nil {

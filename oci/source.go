@@ -140,17 +140,11 @@ func open(ctx context.Context, ref Reference, o *Options) (*Source, error) {
 	case Registry:
 		return openRegistry(ctx, ref, o, want)
 	case Layout:
-		fi, err := os.Stat(ref.Path)
+		s, err := layoutStore(ref.Path)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, ErrNotExist
-			}
 			return nil, err
 		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("%w: an OCI layout is a directory", ErrFormat)
-		}
-		return openStore(dirStore{root: ref.Path}, ref, o, want)
+		return openStore(s, ref, o, want)
 	case OCIArchive:
 		s, err := openTarStore(ref.Path)
 		if err != nil {
@@ -167,6 +161,21 @@ func open(ctx context.Context, ref Reference, o *Options) (*Source, error) {
 		return openDockerArchive(ref)
 	}
 	return nil, fmt.Errorf("%w %q", ErrTransport, ref.Transport)
+}
+
+// layoutStore is the OCI layout directory at path.
+func layoutStore(path string) (dirStore, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return dirStore{}, ErrNotExist
+		}
+		return dirStore{}, err
+	}
+	if !fi.IsDir() {
+		return dirStore{}, fmt.Errorf("%w: an OCI layout is a directory", ErrFormat)
+	}
+	return dirStore{root: path}, nil
 }
 
 // unwrapPath drops a leading "PATH: " that the caller's "reading REF" context already names.

@@ -81,7 +81,13 @@ func (c *BuildCmd) options(g *Globals) (_ *slimoci.BuildOptions, done func(), er
 	if opts.Epoch, err = sourceDateEpoch(); err != nil {
 		return nil, nil, err
 	}
-	job, done, err := c.job(g, c.StatePath, c.WorkDir)
+	// Several platforms are the build's to choose, one at a time: the job's own options pick none.
+	if opts.Platforms, opts.AllPlatforms, err = g.platforms(); err != nil {
+		return nil, nil, usage(err)
+	}
+	jg := *g
+	jg.Platform = ""
+	job, done, err := c.job(&jg, c.StatePath, c.WorkDir)
 	if err != nil {
 		return nil, nil, usage(err)
 	}
@@ -123,6 +129,44 @@ func (c *BuildCmd) flagOptions() (*slimoci.BuildOptions, error) {
 // buildSummary prints what the build did: the fat run, verify, what was kept and dropped, the sizes, where
 // the image went. Paths and library names are the image's: escaped for the terminal.
 func buildSummary(w io.Writer, res *slimoci.BuildResult) {
+	if len(res.Manifests) > 0 {
+		indexSummary(w, res)
+		return
+	}
+	manifestSummary(w, res)
+	if res.Platform != "" && len(res.OtherPlatforms) > 0 {
+		fmt.Fprintf(w, "slimmed %s of the index's platforms; not slimmed: %s (--platform all slims every one)\n",
+			termsafe.String(res.Platform), termsafe.String(strings.Join(res.OtherPlatforms, ", ")))
+	}
+	deliverySummary(w, res)
+}
+
+// indexSummary prints each platform's summary, then the index's.
+func indexSummary(w io.Writer, res *slimoci.BuildResult) {
+	for _, m := range res.Manifests {
+		how := "native"
+		if m.Emulated {
+			how = "emulated"
+		}
+		fmt.Fprintf(w, "== %s (%s, %.1f s)\n", termsafe.String(m.Platform), how, m.Seconds)
+		manifestSummary(w, m)
+		if m.StateDir != "" {
+			fmt.Fprintf(w, "artifacts in %s\n", m.StateDir)
+		}
+	}
+	platforms := make([]string, len(res.Manifests))
+	for i, m := range res.Manifests {
+		platforms[i] = m.Platform
+	}
+	fmt.Fprintf(w, "== index of %s\n%s: %s -> %s (%.1fx smaller), %s compressed, in %.1f s\n", termsafe.String(strings.Join(platforms, ", ")),
+		res.Digest, mb(res.FatBytes), mb(res.SlimBytes), float64(res.FatBytes)/float64(max(res.SlimBytes, 1)), mb(res.CompressedBytes), res.Seconds)
+	for _, out := range res.Destinations {
+		fmt.Fprintf(w, "wrote %s\n", termsafe.String(out))
+	}
+}
+
+// manifestSummary is one image's: its run, verify, warnings, packages, kept paths and sizes.
+func manifestSummary(w io.Writer, res *slimoci.BuildResult) {
 	summary(w, res.Image, res.Fat)
 	if res.Verified {
 		fmt.Fprintf(w, "verified: the slim image answered every probe as the fat one (%d round(s))\n", res.VerifyRounds)
@@ -150,6 +194,10 @@ func buildSummary(w io.Writer, res *slimoci.BuildResult) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%s: %s -> %s (%.1fx smaller), %s compressed; %s\n", res.Digest, mb(res.FatBytes), mb(res.SlimBytes),
 		float64(res.FatBytes)/float64(max(res.SlimBytes, 1)), mb(res.CompressedBytes), stageLine(res.Stages))
+}
+
+// deliverySummary says where the image went and where the artifacts are.
+func deliverySummary(w io.Writer, res *slimoci.BuildResult) {
 	for _, out := range res.Destinations {
 		fmt.Fprintf(w, "wrote %s\n", termsafe.String(out))
 	}

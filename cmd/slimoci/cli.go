@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/slimoci/slimoci/internal/termsafe"
@@ -39,7 +41,7 @@ type CLI struct {
 type Globals struct {
 	Debug    bool   `help:"Log debug messages to stderr."`
 	Insecure bool   `help:"Allow plain HTTP and unverified TLS to registries."`
-	Platform string `help:"Platform to pick from a multi-platform image, os/arch[/variant] (default: this host's)." placeholder:"OS/ARCH"`
+	Platform string `help:"Platform to pick from a multi-platform image, os/arch[/variant] (default: this host's). build also takes several, comma-separated, or all: it slims each and writes an index." placeholder:"OS/ARCH"`
 	Jobs     int    `help:"Concurrent blob transfers and layer reads." default:"4"`
 	JSON     bool   `name:"json" help:"Print the result as one JSON document on stdout (logs and progress stay on stderr)."`
 	Quiet    bool   `short:"q" help:"Print no progress and no summary: only errors (and the JSON document with --json)."`
@@ -52,12 +54,29 @@ type Globals struct {
 
 // Validate refuses a --platform that does not parse before any command starts: a usage error.
 func (g *Globals) Validate() error {
-	if g.Platform != "" {
-		if _, err := oci.ParsePlatform(g.Platform); err != nil {
-			return fmt.Errorf("--platform: %w", err)
-		}
+	_, _, err := g.platforms()
+	return err
+}
+
+// platforms reads --platform: none, one, several (comma-separated) or all.
+func (g *Globals) platforms() (ps []v1.Platform, all bool, err error) {
+	if g.Platform == "" {
+		return nil, false, nil
 	}
-	return nil
+	if g.Platform == "all" {
+		return nil, true, nil
+	}
+	for _, s := range strings.Split(g.Platform, ",") {
+		p, err := oci.ParsePlatform(s)
+		if err != nil {
+			return nil, false, fmt.Errorf("--platform: %w (or several, comma-separated, or all)", err)
+		}
+		if slices.ContainsFunc(ps, func(q v1.Platform) bool { return q.Equals(p) }) {
+			return nil, false, fmt.Errorf("--platform: %s is named twice", s)
+		}
+		ps = append(ps, p)
+	}
+	return ps, false, nil
 }
 
 // ociOptions turns the global flags into options for the oci package.
@@ -68,12 +87,15 @@ func (g *Globals) ociOptions() (*oci.Options, error) {
 		// hiccup, without making a user wait 13 s for a registry that is down.
 		Retry: &remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3},
 	}
-	if g.Platform != "" {
-		p, err := oci.ParsePlatform(g.Platform)
-		if err != nil {
-			return nil, err
-		}
-		o.Platform = &p
+	ps, all, err := g.platforms()
+	if err != nil {
+		return nil, err
+	}
+	if all || len(ps) > 1 {
+		return nil, fmt.Errorf("--platform %s: only build slims several platforms; this command takes one", g.Platform)
+	}
+	if len(ps) == 1 {
+		o.Platform = &ps[0]
 	}
 	return o, nil
 }
