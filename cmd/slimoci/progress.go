@@ -71,17 +71,25 @@ func (discardRenderer) event(slimoci.Event) {}
 func (discardRenderer) close()              {}
 func (discardRenderer) logs() io.Writer     { return nil }
 
-// stageKey names a stage's line: the fat image's observe and the first verify round's are two.
+// stageKey names a stage's line: the fat image's observe and the first verify round's are two, and so are
+// two platforms' unpacks when build slims several.
 type stageKey struct {
-	stage slimoci.Stage
-	round int
+	stage    slimoci.Stage
+	round    int
+	platform string
 }
 
+func keyOf(e slimoci.Event) stageKey { return stageKey{e.Stage, e.Round, e.Platform} }
+
 func (k stageKey) label() string {
+	l := string(k.stage)
 	if k.round > 0 {
-		return fmt.Sprintf("%s (round %d)", k.stage, k.round)
+		l = fmt.Sprintf("%s (round %d)", k.stage, k.round)
 	}
-	return string(k.stage)
+	if k.platform != "" {
+		l = termsafe.String(k.platform) + " " + l
+	}
+	return l
 }
 
 // count is a stage's progress in one unit.
@@ -180,7 +188,7 @@ type lineRenderer struct {
 }
 
 func (r *lineRenderer) event(e slimoci.Event) {
-	k := stageKey{e.Stage, e.Round}
+	k := keyOf(e)
 	s := r.stages[k]
 	if s == nil || e.Kind == slimoci.Started {
 		s = &stageState{key: k}
@@ -226,7 +234,7 @@ func newBarRenderer(w io.Writer) *barRenderer {
 func (r *barRenderer) logs() io.Writer { return r.out }
 
 func (r *barRenderer) event(e slimoci.Event) {
-	k := stageKey{e.Stage, e.Round}
+	k := keyOf(e)
 	b := r.bars[k]
 	if b == nil || e.Kind == slimoci.Started {
 		if b != nil {

@@ -94,6 +94,33 @@ push: 24.0 MB, 0.3s
 	}
 }
 
+// Several platforms: each platform's stages are lines of their own, labelled with the platform (escaped).
+func TestRenderProgressPlatforms(t *testing.T) {
+	var out bytes.Buffer
+	var evs []slimoci.Event
+	for _, p := range []string{"linux/amd64", "linux/arm64/v8\x1b[2J"} {
+		evs = append(evs,
+			slimoci.Event{Stage: slimoci.StageUnpack, Kind: slimoci.Started, Message: "oci:app:latest", Platform: p},
+			slimoci.Event{Stage: slimoci.StageObserve, Kind: slimoci.Started, Platform: p},
+			slimoci.Event{Stage: slimoci.StageUnpack, Kind: slimoci.Finished, Complete: 10, Unit: "files", Elapsed: time.Second, Platform: p},
+			slimoci.Event{Stage: slimoci.StageObserve, Kind: slimoci.Progressed, Message: "probe GET :8080/: http 200, 12 bytes", Platform: p},
+			slimoci.Event{Stage: slimoci.StageObserve, Kind: slimoci.Finished, Elapsed: 5 * time.Second, Platform: p})
+	}
+	evs = append(evs, slimoci.Event{Stage: slimoci.StagePush, Kind: slimoci.Started}, slimoci.Event{Stage: slimoci.StagePush, Kind: slimoci.Finished, Elapsed: time.Second})
+	render(evs, &out, false, nil)
+	want := `linux/amd64 unpack: oci:app:latest, 10 files, 1.0s
+linux/amd64 observe: probe GET :8080/: http 200, 12 bytes
+linux/amd64 observe: 5.0s
+linux/arm64/v8\x1b[2J unpack: oci:app:latest, 10 files, 1.0s
+linux/arm64/v8\x1b[2J observe: probe GET :8080/: http 200, 12 bytes
+linux/arm64/v8\x1b[2J observe: 5.0s
+push: 1.0s
+`
+	if out.String() != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
 // --quiet: nothing at all, and the events are still received (the job never blocks on them).
 func TestRenderProgressQuiet(t *testing.T) {
 	var out bytes.Buffer
