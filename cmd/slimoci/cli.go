@@ -92,7 +92,7 @@ func (g *Globals) ociOptions() (*oci.Options, error) {
 		return nil, err
 	}
 	if all || len(ps) > 1 {
-		return nil, fmt.Errorf("--platform %s: only build slims several platforms; this command takes one", g.Platform)
+		return nil, usage(fmt.Errorf("--platform %s: only build slims several platforms; this command takes one", g.Platform))
 	}
 	if len(ps) == 1 {
 		o.Platform = &ps[0]
