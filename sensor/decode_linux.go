@@ -12,15 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The seccomp architectures the sensor decodes (AUDIT_ARCH_*): a 64-bit process's int 0x80 is i386.
-const (
-	auditArchX86_64 = 0xc000003e
-	auditArchI386   = 0x40000003
-)
-
-// x32SyscallBit marks the x32 ABI's syscall numbers (x86_64 arch): the trace filter refuses them.
-const x32SyscallBit = 0x40000000
-
 // syscallStop is what the sensor learns of one syscall the app is stopped in: who made it, in which
 // architecture's numbering, and its six arguments (32-bit ones zero-extended).
 type syscallStop struct {
@@ -31,15 +22,12 @@ type syscallStop struct {
 }
 
 // onSyscall records one syscall: counted by name when every syscall is traced, and each file it names (see
-// pathCallsAMD64, pathCallsI386) with its op. The trace filter lets no other architecture through (see
-// traceFilter); one would be counted under its number.
+// arches: pathCallsAMD64 and pathCallsI386, or pathCallsARM64) with its op. The trace filter lets no other
+// architecture through (see traceFilter); one would be counted under its number.
 func (t *tracer) onSyscall(s syscallStop) {
-	calls, names := pathCallsAMD64, syscallNames
-	switch s.arch {
-	case auditArchX86_64:
-	case auditArchI386:
-		calls, names = pathCallsI386, syscallNamesI386
-	default:
+	a, ok := tablesFor(s.arch)
+	calls, names := a.calls, a.names
+	if !ok {
 		if t.all {
 			t.rec.Syscalls["arch_"+strconv.FormatUint(uint64(s.arch), 16)]++
 		}

@@ -98,10 +98,10 @@ func notifyFilter(all bool, fd int, msg, mask uintptr) []unix.SockFilter {
 	return prog
 }
 
-// allowCall is a filter block that returns RET_ALLOW for the x86_64 syscall nr when each argument i equals
-// args[i], and otherwise goes on with the instruction after it.
+// allowCall is a filter block that returns RET_ALLOW for the sensor's own architecture's syscall nr when
+// each argument i equals args[i], and otherwise goes on with the instruction after it.
 func allowCall(nr uint32, args map[int]uint64) []unix.SockFilter {
-	b := []unix.SockFilter{stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offArch), jeq(auditArchX86_64, 0, 0),
+	b := []unix.SockFilter{stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offArch), jeq(arches[0].audit, 0, 0),
 		stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offNr), jeq(nr, 0, 0)}
 	for i := 0; i < 6; i++ {
 		v, ok := args[i]
@@ -365,11 +365,8 @@ func (n *notifier) record(fd int, req *seccompNotif) {
 		return
 	}
 	s := syscallStop{pid: int(req.Pid), arch: req.Arch, nr: uint32(req.Nr), args: req.Args}
-	calls := pathCallsAMD64
-	if s.arch == auditArchI386 {
-		calls = pathCallsI386
-	}
-	if _, ok := calls[s.nr]; !ok {
+	a, _ := tablesFor(s.arch)
+	if _, ok := a.calls[s.nr]; !ok {
 		n.t.onSyscall(s) // counted only: nothing is read from the process
 		return
 	}

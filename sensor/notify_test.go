@@ -31,6 +31,7 @@ func backendWorkload(dir string) []string {
 
 // The notify backend records what the ptrace one does, in both modes.
 func TestNotifySameRecordAsPtrace(t *testing.T) {
+	sensor.SkipWithoutPtrace(t)
 	if !sensor.NotifySupported() {
 		t.Skip("the kernel has no seccomp user notification with CONTINUE (Linux 5.5)")
 	}

@@ -3,9 +3,10 @@ package sensor
 import "sort"
 
 // The path-taking system calls, per architecture, come from the kernel's own syscall tables and prototypes
-// (see internal/gensyscalls); zpathcalls_linux.go is generated.
+// (see internal/gensyscalls): zpathcalls_linux_amd64.go and zpathcalls_linux_arm64.go are generated, and so
+// are the names of internal/syscalls.
 //
-//go:generate go run ../internal/gensyscalls -o zpathcalls_linux.go
+//go:generate go run ../internal/gensyscalls -sensor . -syscalls ../internal/syscalls
 
 // Arg kinds: how a syscall argument names a file.
 const (
@@ -41,7 +42,8 @@ type pathCall struct {
 	Args []pathArg
 }
 
-// PathSyscallArg describes, for tools and tests, one argument of an x86_64 syscall that names a file.
+// PathSyscallArg describes, for tools and tests, one argument of a syscall of the sensor's own architecture
+// (x86_64, arm64) that names a file.
 type PathSyscallArg struct {
 	Nr   uint32
 	Name string
@@ -53,10 +55,10 @@ type PathSyscallArg struct {
 	Op string
 }
 
-// PathSyscallArgs lists the x86_64 syscall arguments the sensor records, by syscall number.
+// PathSyscallArgs lists the syscall arguments of its own architecture the sensor records, by syscall number.
 func PathSyscallArgs() []PathSyscallArg {
 	var out []PathSyscallArg
-	for nr, c := range pathCallsAMD64 {
+	for nr, c := range arches[0].calls {
 		for _, a := range c.Args {
 			kind := map[uint8]string{argPath: "path", argFD: "fd", argSockaddr: "sockaddr"}[a.Kind]
 			out = append(out, PathSyscallArg{Nr: nr, Name: c.Name, Arg: int(a.Arg), Dirfd: int(a.Dirfd), Flags: int(a.Flags), Len: int(a.Len), Kind: kind, Op: a.Op})

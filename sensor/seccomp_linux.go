@@ -15,46 +15,62 @@ const (
 	offArch = 4
 )
 
-// traceFilter is a seccomp program: RET_TRACE for the syscalls that name files (pathCallsAMD64, and
-// pathCallsI386 for a 64-bit process's int 0x80) and, when all is set, for every syscall, so the tracer
-// learns the whole set for a seccomp profile; RET_ALLOW otherwise. What the tracer could not decode is
-// refused, not let through unseen: the x32 ABI's numbers and any other architecture fail with ENOSYS, as on
-// a kernel without them. io_uring does file I/O no syscall shows: refused the same way, so that programs
-// (libuv, liburing users) fall back to the syscalls the tracer sees.
+// traceFilter is a seccomp program: RET_TRACE for the syscalls that name files (each of arches' calls:
+// pathCallsAMD64, and pathCallsI386 for a 64-bit process's int 0x80, on x86_64; pathCallsARM64 on arm64)
+// and, when all is set, for every syscall, so the tracer learns the whole set for a seccomp profile;
+// RET_ALLOW otherwise. What the tracer could not decode is refused, not let through unseen: the x32 ABI's
+// numbers and any other architecture (32-bit arm on arm64) fail with ENOSYS, as on a kernel without them.
+// io_uring does file I/O no syscall shows: refused the same way, so that programs (libuv, liburing users)
+// fall back to the syscalls the tracer sees.
 func traceFilter(all bool) []unix.SockFilter {
 	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
-	x86_64 := archBlock(pathCallsAMD64, unix.SYS_IO_URING_SETUP, all, true)
-	i386 := archBlock(pathCallsI386, 425, all, false) // io_uring_setup is 425 on i386 too
-	prog := []unix.SockFilter{
-		stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offArch),
-		jeq(auditArchX86_64, 2, 0),
-		jeq(auditArchI386, uint8(1+len(x86_64)), 0),
-		ret(enosys),
+	blocks := make([][]unix.SockFilter, len(arches))
+	for i, a := range arches {
+		blocks[i] = archBlock(a, all)
 	}
-	prog = append(prog, x86_64...)
-	return append(prog, i386...)
+	// One test per architecture, jumping to its block past the ENOSYS that follows them all.
+	prog := []unix.SockFilter{stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offArch)}
+	skip := len(arches)
+	for i, a := range arches {
+		prog = append(prog, jeq(a.audit, jump(skip-i), 0))
+		skip += len(blocks[i])
+	}
+	prog = append(prog, ret(enosys))
+	for _, b := range blocks {
+		prog = append(prog, b...)
+	}
+	return prog
+}
+
+// jump is a conditional jump's offset, which BPF holds in 8 bits: the generated tables keep every block
+// shorter (the longest, x86_64's path calls, is about 100), so a longer one is a bug in the tables.
+func jump(n int) uint8 {
+	if n > 255 {
+		panic(fmt.Sprintf("sensor: a seccomp jump of %d instructions", n))
+	}
+	return uint8(n)
 }
 
 // archBlock is the filter's part for one architecture, entered with nothing loaded: it ends in a return on
 // every path.
-func archBlock(calls map[uint32]pathCall, ioUringSetup uint32, all, x32 bool) []unix.SockFilter {
+func archBlock(a archTables, all bool) []unix.SockFilter {
 	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
 	b := []unix.SockFilter{stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, offNr)}
-	if x32 {
+	if a.x32 {
 		b = append(b, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K, K: x32SyscallBit, Jt: 0, Jf: 1}, ret(enosys))
 	}
-	b = append(b, jeq(ioUringSetup, 0, 1), ret(enosys))
+	b = append(b, jeq(a.ioUringSetup(), 0, 1), ret(enosys))
 	if all {
 		return append(b, ret(unix.SECCOMP_RET_TRACE))
 	}
-	nrs := make([]uint32, 0, len(calls))
-	for nr := range calls {
+	nrs := make([]uint32, 0, len(a.calls))
+	for nr := range a.calls {
 		nrs = append(nrs, nr)
 	}
 	slices.Sort(nrs)
 	for i, nr := range nrs {
 		// Jump to the RET_TRACE at the end when equal.
-		b = append(b, jeq(nr, uint8(len(nrs)-i), 0))
+		b = append(b, jeq(nr, jump(len(nrs)-i), 0))
 	}
 	return append(b, ret(unix.SECCOMP_RET_ALLOW), ret(unix.SECCOMP_RET_TRACE))
 }

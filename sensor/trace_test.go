@@ -18,6 +18,7 @@ func init() {
 }
 
 func TestTrace(t *testing.T) {
+	SkipWithoutPtrace(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +75,7 @@ func TestTrace(t *testing.T) {
 // A program that is not on PATH is recorded as looked up and missing there (what verify adds back to a slim
 // image that lost it), and the app's exit is 127.
 func TestTraceMissingProgram(t *testing.T) {
+	SkipWithoutPtrace(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +100,7 @@ func TestTraceMissingProgram(t *testing.T) {
 func TestUnknownSyscallsOneKey(t *testing.T) {
 	tr := &tracer{rec: &Record{Files: map[string][]string{}, Syscalls: map[string]int{}}, all: true}
 	for nr := uint32(1000); nr < 1100; nr++ {
-		tr.onSyscall(syscallStop{arch: auditArchX86_64, nr: nr})
+		tr.onSyscall(syscallStop{arch: arches[0].audit, nr: nr})
 		tr.onSyscall(syscallStop{arch: 0x1234, nr: nr})
 	}
 	if len(tr.rec.Syscalls) != 2 || tr.rec.Syscalls["syscall_unknown"] != 100 {

@@ -26,21 +26,47 @@ type pathArg struct {
 
 // tables is what the generator writes.
 type tables struct {
-	version     string // the source's kernel version
-	newest      string // the newest kernel version a supplement entry came in
-	amd64, i386 []syscallInfo
+	version string // the source's kernel version
+	newest  string // the newest kernel version a supplement entry came in
+	// arches are the syscalls of each of archSpecs, by its name; only those with paths set have their
+	// arguments decoded.
+	arches map[string][]syscallInfo
 }
 
 // archSpec says how to read one architecture from its table.
 type archSpec struct {
-	name  string
+	name  string // GOARCH ("386" is i386)
 	table string
-	abis  []string
+	abis  []string // the table's ABIs the architecture's kernel builds (its Makefile's --abis)
+	// compat: a process of this architecture reaches the compat entry point where the table has one (i386
+	// on an x86_64 kernel).
+	compat bool
+	// paths: which arguments name files is decoded, from the prototypes of the generic C files and those of
+	// arch/dir.
+	paths bool
+	dir   string
+}
+
+// archSpecs are the architectures the generator reads, with the ABIs their Makefiles select in 6.12:
+// x86's syscall_64.tbl without the x32 lines; arm64 and riscv the generic table's with their
+// Makefile.syscalls' additions (arch/*/kernel/Makefile.syscalls, on top of scripts/Makefile.asm-headers'
+// "common,64"); 32-bit arm its EABI (arch/arm/tools/Makefile: "common,eabi", not OABI's old calls);
+// powerpc its 64-bit non-SPU ones (arch/powerpc/kernel/syscalls/Makefile's unistd_64.h); s390's 64-bit
+// ones (arch/s390/kernel/syscalls/Makefile). ppc64le and ppc64 share the table; Go calls the one Debian
+// ships ppc64le.
+var archSpecs = []archSpec{
+	amd64Spec,
+	i386Spec,
+	{name: "arm64", table: tableGeneric, abis: []string{"common", "64", "renameat", "rlimit", "memfd_secret"}, paths: true, dir: "arm64"},
+	{name: "arm", table: tableARM, abis: []string{"common", "eabi"}},
+	{name: "ppc64le", table: tablePPC, abis: []string{"common", "nospu", "64"}},
+	{name: "s390x", table: tableS390, abis: []string{"common", "64"}},
+	{name: "riscv64", table: tableGeneric, abis: []string{"common", "64", "riscv", "rlimit", "memfd_secret"}},
 }
 
 var (
-	amd64Spec = archSpec{"amd64", table64, []string{"common", "64"}} // x32's lines are another ABI
-	i386Spec  = archSpec{"i386", table32, []string{"i386"}}
+	amd64Spec = archSpec{name: "amd64", table: table64, abis: []string{"common", "64"}, paths: true, dir: "x86"} // x32's lines are another ABI
+	i386Spec  = archSpec{name: "386", table: table32, abis: []string{"i386"}, compat: true, paths: true, dir: "x86"}
 )
 
 // generator holds the prototypes and what of the rules was used, to report the unused ones.
@@ -81,8 +107,8 @@ func generate(t *kernelTree) (*tables, error) {
 			g.defines[p.fn] = append(g.defines[p.fn], p)
 		}
 	}
-	out := &tables{version: version}
-	for _, spec := range []archSpec{amd64Spec, i386Spec} {
+	out := &tables{version: version, arches: map[string][]syscallInfo{}}
+	for _, spec := range archSpecs {
 		entries, err := parseTable(spec.table, t.files[spec.table], spec.abis...)
 		if err != nil {
 			return nil, err
@@ -91,12 +117,7 @@ func generate(t *kernelTree) (*tables, error) {
 		if err != nil {
 			return nil, err
 		}
-		calls := g.arch(spec, entries, since)
-		if spec.name == "amd64" {
-			out.amd64 = calls
-		} else {
-			out.i386 = calls
-		}
+		out.arches[spec.name] = g.arch(spec, entries, since)
 	}
 	for _, s := range supplement {
 		if out.newest == "" || versionLess(out.newest, s.since) {
@@ -119,13 +140,10 @@ func (g *generator) supplemented(spec archSpec, entries []tableEntry) ([]tableEn
 	}
 	since := map[string]string{}
 	for _, s := range supplement {
-		nr := s.amd64
-		if spec.name == "i386" {
-			nr = s.i386
-		}
-		if nr < 0 {
+		if s.arches != nil && !slices.Contains(s.arches, spec.name) {
 			continue
 		}
+		nr := s.nr
 		if e, ok := byName[s.name]; ok {
 			if e.nr != uint32(nr) {
 				return nil, nil, fmt.Errorf("supplement: %s is %d on %s, the source's table says %d", s.name, nr, spec.name, e.nr)
@@ -135,7 +153,7 @@ func (g *generator) supplemented(spec archSpec, entries []tableEntry) ([]tableEn
 		fn := "sys_" + s.name
 		entries = append(entries, tableEntry{nr: uint32(nr), abi: spec.abis[0], name: s.name, native: fn})
 		since[s.name] = s.since
-		if len(g.headers[fn]) == 0 && len(g.defines[fn]) == 0 {
+		if spec.paths && len(g.headers[fn]) == 0 && len(g.defines[fn]) == 0 {
 			ps := parseHeader("supplement", []byte(s.proto))
 			if len(ps) != 1 || ps[0].fn != fn {
 				return nil, nil, fmt.Errorf("supplement: %s: want one prototype of %s, got %q", s.name, fn, s.proto)
@@ -158,8 +176,11 @@ func (g *generator) supplemented(spec archSpec, entries []tableEntry) ([]tableEn
 func (g *generator) arch(spec archSpec, entries []tableEntry, since map[string]string) []syscallInfo {
 	var out []syscallInfo
 	for _, e := range entries {
-		s := syscallInfo{nr: e.nr, name: e.name, fn: e.entry(), since: since[e.name]}
-		if s.fn != "" && s.fn != "sys_ni_syscall" {
+		s := syscallInfo{nr: e.nr, name: e.name, fn: e.native, since: since[e.name]}
+		if spec.compat && e.compat != "" {
+			s.fn = e.compat
+		}
+		if spec.paths && s.fn != "" && s.fn != "sys_ni_syscall" {
 			p, ok := g.proto(spec, e.name, s.fn)
 			if ok {
 				s.args = g.pathArgs(spec, e.name, p)
@@ -171,11 +192,16 @@ func (g *generator) arch(spec archSpec, entries []tableEntry, since map[string]s
 	return out
 }
 
-// proto is the prototype of fn: its definition (SYSCALL_DEFINEn, which always names its parameters), else
-// its header prototype. There may be several, for other configurations (#ifdef): those of the chosen kind
-// must agree on which parameters are `char __user *`.
+// proto is the prototype of fn: its definition (SYSCALL_DEFINEn, which always names its parameters) in a
+// generic file or one of the architecture's, else its header prototype. There may be several, for other
+// configurations (#ifdef): those of the chosen kind must agree on which parameters are `char __user *`.
 func (g *generator) proto(spec archSpec, name, fn string) (proto, bool) {
-	all := g.defines[fn]
+	var all []proto
+	for _, p := range g.defines[fn] {
+		if !strings.HasPrefix(p.where, "arch/") || strings.HasPrefix(p.where, "arch/"+spec.dir+"/") {
+			all = append(all, p)
+		}
+	}
 	if len(all) == 0 {
 		all = g.headers[fn]
 	}

@@ -20,15 +20,6 @@ type tableEntry struct {
 	compat string // compat_sys_openat, what a 32-bit process reaches on a 64-bit kernel; "" for none
 }
 
-// entry is the function a process of this table's architecture reaches on an x86_64 kernel: the compat entry
-// point where there is one (i386 under IA32 emulation), else the native one.
-func (e tableEntry) entry() string {
-	if e.compat != "" {
-		return e.compat
-	}
-	return e.native
-}
-
 // parseTable reads a syscall table, keeping the lines of the given ABIs.
 func parseTable(name string, data []byte, abis ...string) ([]tableEntry, error) {
 	var out []tableEntry
@@ -50,7 +41,7 @@ func parseTable(name string, data []byte, abis ...string) ([]tableEntry, error) 
 			continue
 		}
 		e := tableEntry{nr: uint32(nr), abi: f[1], name: f[2]}
-		if len(f) > 3 {
+		if len(f) > 3 && f[3] != "-" {
 			e.native = f[3]
 		}
 		if len(f) > 4 && f[4] != "-" {
@@ -83,7 +74,7 @@ var (
 	comments   = regexp.MustCompile(`(?s)/\*.*?\*/|//[^\n]*`)
 	asmlinkage = regexp.MustCompile(`\basmlinkage\s+long\s+((?:compat_)?sys_\w+)\s*\(([^;{]*?)\)\s*;`)
 	defineAt   = regexp.MustCompile(`(?m)^[ \t]*(COMPAT_SYSCALL|SYSCALL32|SYSCALL)_DEFINE([0-6])\s*\(`)
-	sc64       = regexp.MustCompile(`^(?:SC_ARG64|compat_arg_u64_dual)\s*\(\s*(\w+)\s*\)$`)
+	sc64       = regexp.MustCompile(`^(?:SC_ARG64|compat_arg_u64_dual|arg_u32p)\s*\(\s*(\w+)\s*\)$`)
 	ident      = regexp.MustCompile(`^[A-Za-z_]\w*$`)
 )
 
@@ -129,7 +120,7 @@ func headerParam(a string) param {
 
 // parseDefines reads the syscall definitions of a C file: `SYSCALL_DEFINE4(openat, int, dfd, const char
 // __user *, filename, int, flags, umode_t, mode)` defines sys_openat; COMPAT_SYSCALL_DEFINEn defines
-// compat_sys_*, and so does SYSCALL32_DEFINEn on a kernel with CONFIG_COMPAT (x86_64's). SC_ARG64(x) and compat_arg_u64_dual(x), a 64-bit value passed in two 32-bit registers, are
+// compat_sys_*, and so does SYSCALL32_DEFINEn on a kernel with CONFIG_COMPAT (x86_64's). SC_ARG64(x), compat_arg_u64_dual(x) and arm64's arg_u32p(x), a 64-bit value passed in two 32-bit registers, are
 // its two parameters (x86 is little-endian: low half first).
 func parseDefines(where string, data []byte) ([]proto, error) {
 	src := uncomment(data)

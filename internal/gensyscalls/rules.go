@@ -162,24 +162,26 @@ var special = []struct {
 }
 
 // supplement are the syscalls x/sys knows that are newer than the kernel source (linux-source-6.12 is
-// Debian's newest; the machines run 6.18), each with the version it came in and its prototype as
-// include/linux/syscalls.h has it. One the source knows too is read from the source, and must agree.
+// Debian's newest; the machines run 6.18), each with the version it came in, its number (the same on every
+// architecture here since Linux 5.1 unified them), the architectures it is on (nil: all) and its prototype
+// as include/linux/syscalls.h has it. One the source knows too is read from the source, and must agree.
 var supplement = []struct {
-	since       string
-	name        string
-	amd64, i386 int // numbers; -1: not on that architecture
-	proto       string
+	since  string
+	name   string
+	nr     int
+	arches []string
+	proto  string
 }{
-	{"6.13", "setxattrat", 463, 463, `asmlinkage long sys_setxattrat(int dfd, const char __user *pathname, unsigned int at_flags, const char __user *name, const struct xattr_args __user *args, size_t size);`},
-	{"6.13", "getxattrat", 464, 464, `asmlinkage long sys_getxattrat(int dfd, const char __user *pathname, unsigned int at_flags, const char __user *name, struct xattr_args __user *args, size_t size);`},
-	{"6.13", "listxattrat", 465, 465, `asmlinkage long sys_listxattrat(int dfd, const char __user *pathname, unsigned int at_flags, char __user *list, size_t size);`},
-	{"6.13", "removexattrat", 466, 466, `asmlinkage long sys_removexattrat(int dfd, const char __user *pathname, unsigned int at_flags, const char __user *name);`},
-	{"6.15", "open_tree_attr", 467, 467, `asmlinkage long sys_open_tree_attr(int dfd, const char __user *filename, unsigned int flags, struct mount_attr __user *uattr, size_t usize);`},
-	{"6.17", "file_getattr", 468, 468, `asmlinkage long sys_file_getattr(int dfd, const char __user *filename, struct file_attr __user *attr, size_t usize, unsigned int at_flags);`},
-	{"6.17", "file_setattr", 469, 469, `asmlinkage long sys_file_setattr(int dfd, const char __user *filename, struct file_attr __user *attr, size_t usize, unsigned int at_flags);`},
-	{"6.17", "uprobe", 336, -1, `asmlinkage long sys_uprobe(void);`},
-	{"6.19", "listns", 470, 470, `asmlinkage long sys_listns(const struct ns_id_req __user *req, u64 __user *ns_ids, size_t nr_ns_ids, unsigned int flags);`},
-	{"7.0", "rseq_slice_yield", 471, 471, `asmlinkage long sys_rseq_slice_yield(void);`},
+	{"6.13", "setxattrat", 463, nil, `asmlinkage long sys_setxattrat(int dfd, const char __user *pathname, unsigned int at_flags, const char __user *name, const struct xattr_args __user *args, size_t size);`},
+	{"6.13", "getxattrat", 464, nil, `asmlinkage long sys_getxattrat(int dfd, const char __user *pathname, unsigned int at_flags, const char __user *name, struct xattr_args __user *args, size_t size);`},
+	{"6.13", "listxattrat", 465, nil, `asmlinkage long sys_listxattrat(int dfd, const char __user *pathname, unsigned int at_flags, char __user *list, size_t size);`},
+	{"6.13", "removexattrat", 466, nil, `asmlinkage long sys_removexattrat(int dfd, const char __user *pathname, unsigned int at_flags, const char __user *name);`},
+	{"6.15", "open_tree_attr", 467, nil, `asmlinkage long sys_open_tree_attr(int dfd, const char __user *filename, unsigned int flags, struct mount_attr __user *uattr, size_t usize);`},
+	{"6.17", "file_getattr", 468, nil, `asmlinkage long sys_file_getattr(int dfd, const char __user *filename, struct file_attr __user *attr, size_t usize, unsigned int at_flags);`},
+	{"6.17", "file_setattr", 469, nil, `asmlinkage long sys_file_setattr(int dfd, const char __user *filename, struct file_attr __user *attr, size_t usize, unsigned int at_flags);`},
+	{"6.17", "uprobe", 336, []string{"amd64"}, `asmlinkage long sys_uprobe(void);`},
+	{"6.19", "listns", 470, nil, `asmlinkage long sys_listns(const struct ns_id_req __user *req, u64 __user *ns_ids, size_t nr_ns_ids, unsigned int flags);`},
+	{"7.0", "rseq_slice_yield", 471, nil, `asmlinkage long sys_rseq_slice_yield(void);`},
 }
 
 func set(names ...string) map[string]bool {

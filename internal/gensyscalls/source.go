@@ -25,7 +25,20 @@ const (
 	syscallsH   = "include/linux/syscalls.h"
 	compatH     = "include/linux/compat.h"
 	topMakefile = "Makefile"
+	// The generic table, riscv's and arm64's: arm64's Makefile.syscalls names arch/arm64/tools/syscall_64.tbl,
+	// a symbolic link to it in 6.12.
+	tableGeneric = "scripts/syscall.tbl"
+	tableARM     = "arch/arm/tools/syscall.tbl"
+	tablePPC     = "arch/powerpc/kernel/syscalls/syscall.tbl"
+	tableS390    = "arch/s390/kernel/syscalls/syscall.tbl"
 )
+
+// fixedFiles are the files every tree must have.
+var fixedFiles = []string{table64, table32, tableGeneric, tableARM, tablePPC, tableS390, syscallsH, compatH, topMakefile}
+
+// archDirs are the architectures (arch/DIR) whose own C files define syscalls the generator decodes the
+// paths of: x86's for amd64 and i386, arm64's.
+var archDirs = []string{"x86", "arm64"}
 
 // kernelTree is what the generator needs of a kernel source tree: the syscall tables, the prototype headers,
 // the top Makefile (for the version) and every C file that defines a syscall (SYSCALL_DEFINEn), by path.
@@ -40,11 +53,10 @@ func definesSyscall(b []byte) bool {
 }
 
 // wanted tells whether the file at rel (a path in the tree) is read: always for the fixed files, and for a C
-// file that may define a syscall the x86 kernel builds (any directory but other architectures' and the
-// tree's tools, samples and documentation).
+// file that may define a syscall an x86 or arm64 kernel builds (any directory but other architectures' and
+// the tree's tools, samples and documentation).
 func wanted(rel string) (always, cFile bool) {
-	switch rel {
-	case table64, table32, syscallsH, compatH, topMakefile:
+	if slices.Contains(fixedFiles, rel) {
 		return true, false
 	}
 	if !strings.HasSuffix(rel, ".c") {
@@ -54,7 +66,8 @@ func wanted(rel string) (always, cFile bool) {
 	switch top {
 	case "arch":
 		// arch/x86/um is user-mode Linux's, not the x86 kernel's.
-		return false, strings.HasPrefix(rest, "x86/") && !strings.HasPrefix(rest, "x86/um/")
+		dir, _, _ := strings.Cut(rest, "/")
+		return false, slices.Contains(archDirs, dir) && !strings.HasPrefix(rest, "x86/um/")
 	case "tools", "samples", "Documentation", "scripts", "usr":
 		return false, false
 	}
@@ -77,7 +90,7 @@ func readKernel(ctx context.Context, src string) (*kernelTree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading kernel source %s: %w", src, err)
 	}
-	for _, f := range []string{table64, table32, syscallsH, compatH, topMakefile} {
+	for _, f := range fixedFiles {
 		if _, ok := t.files[f]; !ok {
 			return nil, fmt.Errorf("reading kernel source %s: no %s in it", src, f)
 		}
@@ -97,7 +110,7 @@ func readDir(dir string) (*kernelTree, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		if d.IsDir() {
-			if top, _, _ := strings.Cut(rel, "/"); slices.Contains([]string{".git", "tools", "samples", "Documentation", "scripts", "usr"}, top) {
+			if top, _, _ := strings.Cut(rel, "/"); slices.Contains([]string{".git", "tools", "samples", "Documentation", "usr"}, top) {
 				return filepath.SkipDir
 			}
 			return nil

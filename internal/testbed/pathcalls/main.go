@@ -1,4 +1,4 @@
-// Command pathcalls makes every x86_64 syscall the sensor records (sensor.PathSyscallArgs), with raw syscall
+// Command pathcalls makes every syscall the sensor records on its architecture (sensor.PathSyscallArgs), with raw syscall
 // numbers, each file argument in four ways, so that a test can check the sensor's record of it:
 //
 //	/L/NAME-ARG            through a symlink (the test's tree has /L -> T)
@@ -6,7 +6,7 @@
 //	rel-NAME-ARG           relative to a descriptor of /L (the record has /T/rel-NAME-ARG), when the call takes one
 //	""                     with AT_EMPTY_PATH on a descriptor of /T/empty-NAME-ARG, when the call takes the flag
 //
-// and last, an i386 open of /L/i386-open through int 0x80.
+// and last, on x86_64, an i386 open of /L/i386-open through int 0x80 (main_amd64.go).
 //
 // A descriptor argument (fchdir) is a descriptor of /L (the record has /T); a sockaddr one is an AF_UNIX
 // address with the path. Other arguments are zero: the calls fail or do nothing harmful in the sandbox, and
@@ -58,19 +58,9 @@ func main() {
 		}
 		n++
 	}
-	// A 32-bit program's open (i386 number 5) of /L/i386-open, from memory below 4 GiB as its pointers are.
-	low, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_32BIT)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pathcalls: mapping low memory:", err)
-		os.Exit(1)
-	}
-	copy(low, "/L/i386-open\x00")
-	int80(5, uintptr(unsafe.Pointer(&low[0])), 0, 0)
+	otherABIs()
 	fmt.Println("done", n)
 }
-
-// int80 makes a syscall through the i386 gate (int80_amd64.s).
-func int80(nr, a0, a1, a2 uintptr) uintptr
 
 // keep holds what the calls' pointers point to until the program exits.
 var keep [][]byte
