@@ -69,12 +69,12 @@ type Closure struct {
 // identityPaths let the image's USER and name lookups keep working.
 var identityPaths = []string{"/etc/passwd", "/etc/group", "/etc/nsswitch.conf"}
 
-// defaultLibDirs are where ld.so looks last (x86-64 Debian, and the generic ones).
-var defaultLibDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
-
 // ComputeClosure decides what a slim image of t keeps.
 func (t *Tree) ComputeClosure(o ClosureOptions) (*Closure, error) {
 	c := &closure{tree: t, ix: t.Index, out: &Closure{Keep: map[string][]string{}}, elfDone: map[string]bool{}, pyDone: map[string]bool{}}
+	if t.Config != nil {
+		c.platform = archOfPlatform(t.Config.Architecture, t.Config.Variant)
+	}
 	if b, err := t.ReadFile("/etc/ld.so.cache"); err != nil {
 		c.failed(err)
 	} else if c.ldcache, err = ParseLDCache(b); err != nil {
@@ -205,11 +205,14 @@ type closure struct {
 	tree    *Tree
 	ix      *Index
 	out     *Closure
-	ldcache map[string][]string
+	ldcache map[string][]LDCacheEntry
 	ldPath  []string
-	queue   []string
-	elfDone map[string]bool
-	pyDone  map[string]bool
+	// platform is the architecture the image config names (nil: none the closure knows): it decides only
+	// what no ELF header does (see archOf).
+	platform *arch
+	queue    []string
+	elfDone  map[string]bool
+	pyDone   map[string]bool
 	// err is the first file of the tree that is not what a closure can read at all (see failed).
 	err error
 }
@@ -326,29 +329,19 @@ func (c *closure) drain() {
 
 // dlopened keeps what glibc loads at run time without a DT_NEEDED, when the image's libc is kept:
 // libgcc_s.so.1 (for thread cancellation and unwinding; whether a short run needed it depends on timing) and
-// the NSS modules /etc/nsswitch.conf names.
+// the NSS modules /etc/nsswitch.conf names. An image with several architectures' libc kept (Debian multiarch:
+// amd64 and i386) keeps them for each, as that libc's architecture finds them.
 func (c *closure) dlopened() {
-	var libc string
+	var libcs []string
 	for p := range c.out.Keep {
 		if path.Base(p) == "libc.so.6" {
-			libc = p
-			break
+			libcs = append(libcs, p)
 		}
 	}
-	if libc == "" {
+	if len(libcs) == 0 {
 		return
 	}
-	f, err := c.tree.Open(libc)
-	if err != nil {
-		c.failed(err)
-		return
-	}
-	h, err := readELFHeader(f)
-	f.Close()
-	if err != nil {
-		c.unreadable(libc, err)
-		return
-	}
+	sort.Strings(libcs)
 	libs := []string{"libgcc_s.so.1"}
 	if b, err := c.tree.ReadFile("/etc/nsswitch.conf"); err != nil {
 		c.failed(err)
@@ -368,8 +361,22 @@ func (c *closure) dlopened() {
 			}
 		}
 	}
-	for _, lib := range libs {
-		c.findLib(lib, nil, h.class, h.machine, ReasonDlopen+":"+libc)
+	for _, libc := range libcs {
+		f, err := c.tree.Open(libc)
+		if err != nil {
+			c.failed(err)
+			continue
+		}
+		h, err := readELFHeader(f)
+		f.Close()
+		if err != nil {
+			c.unreadable(libc, err)
+			continue
+		}
+		a := archOf(h, c.platform)
+		for _, lib := range libs {
+			c.findLib(lib, c.libraryPath(a), a, ReasonDlopen+":"+libc)
+		}
 	}
 }
 
@@ -407,28 +414,27 @@ func (c *closure) analyze(p string) {
 	if len(needed) == 0 {
 		return
 	}
+	// What the libraries must be, and where they are looked for, is the needing file's architecture's.
+	a := archOf(ef.header(), c.platform)
 	origin := path.Dir(p)
-	expand := func(list []string) []string {
-		var dirs []string
+	expand := func(list []string) [][]string {
+		var steps [][]string
 		for _, l := range list {
 			for _, d := range strings.Split(l, ":") {
-				d = strings.ReplaceAll(strings.ReplaceAll(d, "${ORIGIN}", origin), "$ORIGIN", origin)
-				d = strings.ReplaceAll(strings.ReplaceAll(d, "${LIB}", "lib"), "$LIB", "lib")
-				d = strings.ReplaceAll(strings.ReplaceAll(d, "${PLATFORM}", "x86_64"), "$PLATFORM", "x86_64")
-				if d != "" {
-					dirs = append(dirs, d)
+				if dirs := a.expand(d, origin); d != "" && len(dirs) > 0 {
+					steps = append(steps, dirs)
 				}
 			}
 		}
-		return dirs
+		return steps
 	}
 	// ld.so's order: DT_RPATH (when there is no DT_RUNPATH), LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the
 	// default directories.
-	var dirs []string
+	var dirs [][]string
 	if len(runpath) == 0 {
 		dirs = append(dirs, expand(rpath)...)
 	}
-	dirs = append(dirs, c.ldPath...)
+	dirs = append(dirs, c.libraryPath(a)...)
 	dirs = append(dirs, expand(runpath)...)
 	for _, lib := range needed {
 		if strings.Contains(lib, "/") {
@@ -437,34 +443,68 @@ func (c *closure) analyze(p string) {
 			}
 			continue
 		}
-		if !c.findLib(lib, dirs, ef.Class, ef.Machine, ReasonELFNeeded+":"+p) {
+		if !c.findLib(lib, dirs, a, ReasonELFNeeded+":"+p) {
 			c.out.MissingLibs = append(c.out.MissingLibs, fmt.Sprintf("%s (needed by %s)", lib, p))
 		}
 	}
 }
 
-// findLib keeps the first lib in dirs, the ld.so.cache, then the default directories, whose ELF class and
-// machine are the needing file's.
-func (c *closure) findLib(lib string, dirs []string, class elf.Class, machine elf.Machine, why string) bool {
-	var candidates []string
-	for _, d := range dirs {
-		candidates = append(candidates, path.Join(d, lib))
-	}
-	candidates = append(candidates, c.ldcache[lib]...)
-	for _, d := range defaultLibDirs {
-		candidates = append(candidates, path.Join(d, lib))
-	}
-	for _, cand := range candidates {
-		if c.matches(cand, class, machine) {
-			return c.keep(cand, why, false)
+// libraryPath is LD_LIBRARY_PATH as a's ld.so reads it: its $LIB and $PLATFORM expanded ($ORIGIN, the
+// executable's directory, is not known here: such an element is dropped).
+func (c *closure) libraryPath(a *arch) [][]string {
+	var steps [][]string
+	for _, d := range c.ldPath {
+		if dirs := a.expand(d, ""); d != "" && len(dirs) > 0 {
+			steps = append(steps, dirs)
 		}
 	}
-	return false
+	return steps
 }
 
-// matches reports whether the file at p (through symlinks) is an ELF file of the class and machine given.
-// Only its file header is read.
-func (c *closure) matches(p string, class elf.Class, machine elf.Machine) bool {
+// findLib keeps lib as a's ld.so finds it: in the first of steps (each a directory, or the directories one
+// search path element may stand for), the ld.so.cache, then a's default directories, the first whose file a's
+// ld.so loads (see arch.accepts). Where the closure cannot know which directory a step means at run time
+// ($PLATFORM is the CPU's, $LIB the glibc build's), or which cache entry (one for CPUs with some
+// capabilities, a glibc-hwcaps subdirectory), it keeps the library from each: the slim image runs where the
+// observed run did not.
+func (c *closure) findLib(lib string, steps [][]string, a *arch, why string) bool {
+	found := false
+	keep := func(p string) {
+		c.keep(p, why, false)
+		found = true
+	}
+	for _, dirs := range steps {
+		for _, d := range dirs {
+			if p := path.Join(d, lib); c.matches(p, a) {
+				keep(p)
+			}
+		}
+		if found {
+			return true
+		}
+	}
+	// ld.so takes the cache's first baseline entry of its ABI; the hwcaps entries before it win on a CPU
+	// that has their capabilities.
+	for _, e := range c.ldcache[lib] {
+		if a.cacheTakes(e.Flags) && c.matches(e.Path, a) {
+			keep(e.Path)
+			if e.HWCap == 0 {
+				return true
+			}
+		}
+	}
+	for _, d := range a.dirs {
+		if p := path.Join(d, lib); c.matches(p, a) {
+			keep(p)
+			return true
+		}
+	}
+	return found
+}
+
+// matches reports whether the file at p (through symlinks) is an ELF file a's ld.so loads. Only its file
+// header is read.
+func (c *closure) matches(p string, a *arch) bool {
 	real, err := c.ix.Resolve(p, true)
 	if err != nil {
 		return false
@@ -479,7 +519,7 @@ func (c *closure) matches(p string, class elf.Class, machine elf.Machine) bool {
 	}
 	defer f.Close()
 	h, err := readELFHeader(f)
-	return err == nil && h.class == class && h.machine == machine
+	return err == nil && a.accepts(h)
 }
 
 // python keeps the .py beside an observed .pyc, and the *.dist-info / *.egg-info of the package a kept

@@ -32,17 +32,27 @@ const (
 // elfFile is what the closure needs of an ELF file.
 type elfFile struct {
 	Class   elf.Class
+	Data    elf.Data
 	Machine elf.Machine
+	// Flags is e_flags: on ARM, RISC-V and ppc64 it tells the ABI (see arch).
+	Flags uint32
 	// Interp is the PT_INTERP path, "" for none.
 	Interp string
 	// Needed, RPath and RunPath are the DT_NEEDED, DT_RPATH and DT_RUNPATH strings, in the file's order.
 	Needed, RPath, RunPath []string
 }
 
+// header is the ELF identity of f, as readELFHeader gives it.
+func (f *elfFile) header() *elfHeader {
+	return &elfHeader{class: f.Class, data: f.Data, machine: f.Machine, flags: f.Flags}
+}
+
 // elfHeader is the part of the ELF file header the closure uses.
 type elfHeader struct {
 	class     elf.Class
+	data      elf.Data
 	machine   elf.Machine
+	flags     uint32
 	bo        binary.ByteOrder
 	phoff     uint64
 	phentsize int
@@ -62,8 +72,8 @@ func readELFHeader(r io.ReaderAt) (*elfHeader, error) {
 	if string(b[:4]) != elf.ELFMAG {
 		return nil, fmt.Errorf("%w: no ELF magic", ErrELF)
 	}
-	h := &elfHeader{class: elf.Class(b[elf.EI_CLASS])}
-	switch elf.Data(b[elf.EI_DATA]) {
+	h := &elfHeader{class: elf.Class(b[elf.EI_CLASS]), data: elf.Data(b[elf.EI_DATA])}
+	switch h.data {
 	case elf.ELFDATA2LSB:
 		h.bo = binary.LittleEndian
 	case elf.ELFDATA2MSB:
@@ -78,12 +88,14 @@ func readELFHeader(r io.ReaderAt) (*elfHeader, error) {
 	switch h.class {
 	case elf.ELFCLASS32:
 		h.phoff = uint64(h.bo.Uint32(b[28:32]))
+		h.flags = h.bo.Uint32(b[36:40])
 		h.phentsize, h.phnum = int(h.bo.Uint16(b[42:44])), int(h.bo.Uint16(b[44:46]))
 	case elf.ELFCLASS64:
 		if n < 64 {
 			return nil, fmt.Errorf("%w: %d bytes, too short for a 64-bit file header", ErrELF, n)
 		}
 		h.phoff = h.bo.Uint64(b[32:40])
+		h.flags = h.bo.Uint32(b[48:52])
 		h.phentsize, h.phnum = int(h.bo.Uint16(b[54:56])), int(h.bo.Uint16(b[56:58]))
 	default:
 		return nil, fmt.Errorf("%w: unknown class %d", ErrELF, b[elf.EI_CLASS])
@@ -103,7 +115,7 @@ func readELF(r io.ReaderAt) (*elfFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &elfFile{Class: h.class, Machine: h.machine}
+	f := &elfFile{Class: h.class, Data: h.data, Machine: h.machine, Flags: h.flags}
 	if h.phnum == 0 {
 		return f, nil // a relocatable object: nothing to load
 	}
