@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/slimoci/slimoci/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +40,21 @@ type Emulator struct {
 	Handler     string `json:"handler"`
 	Interpreter string `json:"interpreter"`
 	Flags       string `json:"flags"`
+}
+
+// sensorEmulation is what the sensor is told of e (nil for a native run): the guest's machine, the
+// interpreter's identity (the file binfmt_misc opened at registration, as its host path shows it now) and
+// whether the guest's argv[0] is preserved.
+func (e *Emulator) sensorEmulation() *sensor.Emulation {
+	if e == nil {
+		return nil
+	}
+	se := &sensor.Emulation{Machine: e.Machine, PreserveArgv0: strings.Contains(e.Flags, "P")}
+	var st unix.Stat_t
+	if unix.Stat(e.Interpreter, &st) == nil {
+		se.Dev, se.Ino = st.Dev, st.Ino
+	}
+	return se
 }
 
 // EmulatorError says why a platform cannot run here, and how to make it run. It is ErrNoEmulator.

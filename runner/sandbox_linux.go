@@ -88,6 +88,9 @@ type Spec struct {
 	Volumes []string
 	// Publish relays host loopback ports to the app's ports while Observe runs (--publish-port).
 	Publish []PortMapping
+	// Emulator, when set, is the binfmt_misc handler the app's foreign programs run under (CheckEmulation):
+	// the sensor records the guest's execs and drops the emulator's own lookups.
+	Emulator *Emulator
 }
 
 // DefaultExecTimeout bounds an exec probe when Spec.ExecTimeout is 0.
@@ -517,6 +520,7 @@ func (s *Sandbox) sensorConfig(args []string, control bool) sensor.Config {
 	return sensor.Config{
 		Args: args, Env: s.spec.Env, Cwd: orRoot(s.spec.Cwd), UID: s.spec.UID, GID: s.spec.GID, Groups: s.spec.Groups,
 		AllSyscalls: s.spec.AllSyscalls, Sensor: s.spec.SensorBackend, Control: control,
+		Emulation: s.spec.Emulator.sensorEmulation(),
 	}
 }
 

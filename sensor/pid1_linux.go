@@ -34,6 +34,9 @@ type Config struct {
 	// (see ServeControl), and when the runner's end closes (slimoci died) the sensor kills every process of
 	// the sandbox and exits.
 	Control bool `json:"control,omitempty"`
+	// Emulation, when set, says the app is of a foreign platform, run under an emulator: the record is the
+	// guest's, without the emulator's own lookups (see Emulation).
+	Emulation *Emulation `json:"emulation,omitempty"`
 }
 
 // The descriptors the runner passes to the sensor, after stdin, stdout and stderr.
@@ -148,12 +151,14 @@ func Main() error {
 	rec, err := trace(cfg.Args, TraceOptions{
 		Helper: self, AllSyscalls: cfg.AllSyscalls, Env: cfg.Env, Dir: cfg.Cwd,
 		Stdout: os.Stdout, Stderr: os.Stderr,
-		Cred:    cred,
-		Started: func(pid int) { appPID.Store(int64(pid)); close(started) },
+		Cred:      cred,
+		Started:   func(pid int) { appPID.Store(int64(pid)); close(started) },
+		Emulation: cfg.Emulation,
 	})
 	if err != nil {
 		return err
 	}
+	cfg.Emulation.drop(rec)
 	if err := json.NewEncoder(recOut).Encode(rec); err != nil {
 		return fmt.Errorf("writing the record: %w", err)
 	}

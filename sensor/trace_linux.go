@@ -77,6 +77,8 @@ type TraceOptions struct {
 	Cred *syscall.Credential
 	// Started is told the app's pid once it runs.
 	Started func(pid int)
+	// Emulation, when set, says the app's programs run under an emulator (see Emulation).
+	Emulation *Emulation
 }
 
 // ExecHelper is the helper's main: args are [ExecHelperArg, "all"|"paths", CPUS, "--", app argv...], CPUS
@@ -193,7 +195,7 @@ func startTraced(helperArg string, argv []string, o TraceOptions, cpus *unix.CPU
 	if err := unix.PtraceSetOptions(pid, opts); err != nil {
 		return nil, fmt.Errorf("setting trace options: %w", err)
 	}
-	t := &tracer{rec: &Record{Files: map[string][]string{}}, parent: map[int]int{}, live: map[int]bool{pid: true}, root: pid, all: o.AllSyscalls}
+	t := &tracer{rec: &Record{Files: map[string][]string{}}, parent: map[int]int{}, live: map[int]bool{pid: true}, root: pid, all: o.AllSyscalls, emu: o.Emulation}
 	if o.AllSyscalls {
 		t.rec.Syscalls = map[string]int{}
 	}
@@ -209,6 +211,8 @@ type tracer struct {
 	live   map[int]bool
 	root   int
 	all    bool
+	// emu is the emulator the app's foreign programs run under, or nil.
+	emu *Emulation
 	// helperExec is the helper's own exec of the app, which is the app's first record, not the helper's.
 	sawFirstExec bool
 }
@@ -269,13 +273,6 @@ func (t *tracer) loop() (*Record, error) {
 
 func (t *tracer) exec(pid int) {
 	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if exe != "" {
-		t.file(exe, "exec")
-	}
-	if len(t.rec.Execs) >= MaxExecs {
-		t.rec.Dropped++
-		return
-	}
 	cmdline := make([]byte, MaxArgvBytes)
 	n := 0
 	if f, err := os.Open(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
@@ -283,6 +280,17 @@ func (t *tracer) exec(pid int) {
 		f.Close()
 	}
 	argv := strings.Split(strings.TrimSuffix(string(cmdline[:n]), "\x00"), "\x00")
+	// An emulated program's exe is the emulator's interpreter, a host file: the exec is the guest's.
+	if file, guestArgv, ok := t.emu.guest(pid, argv); ok {
+		exe, argv = file, guestArgv
+	}
+	if exe != "" {
+		t.file(exe, "exec")
+	}
+	if len(t.rec.Execs) >= MaxExecs {
+		t.rec.Dropped++
+		return
+	}
 	t.rec.Execs = append(t.rec.Execs, Exec{PID: pid, PPID: t.parent[pid], Path: exe, Argv: argv})
 }
 
