@@ -60,7 +60,9 @@ func TestE2EObserveRootless(t *testing.T) {
 	cmd.Env = []string{"SLIMOCI_ROOTLESS_CHILD=1", "SLIMOCI_TESTBED=" + bed.Dir, "SLIMOCI_SENSOR=" + sensorBin, "SLIMOCI_WORK=" + work,
 		"SLIMOCI_PATHCALLS=" + pathCalls,
 		"HOME=" + work, "TMPDIR=" + work, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	// Supplementary groups too, as a login user has and a container run with --user 1000:1000 gets: the
+	// rootless user namespace denies setgroups, so the sensor must not try to change them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{65534, 100}}}
 	b, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "--- PASS: TestE2EObserveRootless") {
 		t.Fatalf("as user 65534: %v\n%s", err, b)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -132,8 +133,10 @@ func Main() error {
 		groups[i] = uint32(g)
 	}
 	cred := &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: groups}
-	if cfg.UID == os.Getuid() && cfg.GID == os.Getgid() && sameGroups(cfg.Groups) {
-		// Already the app's user: nothing to change (and in a rootless user namespace, setgroups is denied).
+	if cfg.UID == os.Getuid() && cfg.GID == os.Getgid() && (sameGroups(cfg.Groups) || setgroupsDenied()) {
+		// Already the app's user: nothing to change. In a rootless user namespace setgroups is denied, so the
+		// app keeps the groups slimoci's user had (a login user's, a container's --user 1000:1000 gives group
+		// 1000), mapped: changing them would fail the app's start with EPERM.
 		cred = nil
 	}
 	trace := Trace
@@ -183,6 +186,13 @@ func sameGroups(want []int) bool {
 		}
 	}
 	return true
+}
+
+// setgroupsDenied reports whether this user namespace refuses setgroups (/proc/self/setgroups says "deny",
+// as in a user namespace an unprivileged user made with a single id mapped).
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }
 
 // reserveThreads makes the Go runtime start n OS threads now and keep them idle for later use: goroutines
