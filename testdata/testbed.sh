@@ -2,8 +2,9 @@
 # testbed.sh builds slimoci's real test bed from Debian packages: a bookworm base made with mmdebstrap from the
 # host's own apt sources, four sample apps built by podman (node, python, ruby, java), more apps that are not
 # benchmarked (web), a fixture image with tricky layers (layers) and two hostile images built on the python
-# sample (hostile, hostile-content), each exported as an OCI layout, a docker-archive and an OCI archive. Idempotent: every step is skipped when its
-# inputs are unchanged.
+# sample (hostile, hostile-content), each exported as an OCI layout, a docker-archive and an OCI archive; and for
+# linux/arm64, under qemu-user: a base, the python sample (OCI layout python-arm64) and an index of both python
+# builds (OCI layout python-multi). Idempotent: every step is skipped when its inputs are unchanged.
 #
 #   testdata/testbed.sh deps     install the Debian packages the test bed and the e2e tests need (root), and syft
 #   testdata/testbed.sh build    deps + base + samples + exports (the default)
@@ -33,7 +34,8 @@ hostiles=(hostile hostile-content)
 # `make cross` builds slimoci for linux/arm64 with cgo (libcontainer's nsenter, libseccomp).
 packages=(podman skopeo ca-certificates umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base
 	qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64)
-# foreign_archs are the dpkg architectures packages=(...) names packages of (NAME:ARCH).
+# foreign_archs are the dpkg architectures the test bed builds foreign images for (a base-ARCH and
+# foreign_samples, under qemu-user) and packages=(...) names packages of (NAME:ARCH).
 foreign_archs=(arm64)
 # bare_packages are installed without their recommends (linux-source's are a kernel build's toolchain):
 # linux-source-6.12 is the kernel source the sensor's syscall tables are generated from, which
@@ -47,6 +49,12 @@ syft_version=v1.57.1
 
 # base_recipe changes whenever the way the base is made changes; with the apt sources, it keys the base's cache.
 base_recipe="mmdebstrap minbase bookworm, no apt sources kept, v1"
+
+# host_arch is the machine's dpkg architecture: its base and samples are the test bed's native images.
+host_arch=$(dpkg --print-architecture)
+# foreign_samples are the samples also built for each of foreign_archs (NAME-ARCH, on base-ARCH, under qemu-user),
+# and combined with the native build into an index (NAME-multi).
+foreign_samples=(python)
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 
@@ -142,26 +150,50 @@ apt_sources() {
 # stamp NAME INPUT...: true when NAME was built from exactly these inputs.
 fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
+# base [ARCH]: the bookworm base image for the dpkg architecture ARCH (default: the host's), built with
+# mmdebstrap, localhost/slimoci/base for the host's architecture and localhost/slimoci/base-ARCH for a foreign
+# one (mmdebstrap runs its maintainer scripts under qemu-user through binfmt_misc: see binfmt).
 base() {
-	local src stamp want
+	local arch=${1:-$host_arch} name=base src stamp want
 	src=$(apt_sources)
-	stamp="$cache/stamps/base"
+	# The host's stamp hashes no architecture, so that a base built before foreign ones existed stays current.
 	want=$(printf '%s\n' "$(fingerprint "$src")" "$base_recipe" | sha256sum | cut -d' ' -f1)
-	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && podman image exists localhost/slimoci/base:latest; then
+	if [ "$arch" != "$host_arch" ]; then
+		name=base-$arch
+		want=$(printf '%s\n' "$want" "$arch" | sha256sum | cut -d' ' -f1)
+	fi
+	stamp="$cache/stamps/$name"
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && podman image exists "localhost/slimoci/$name:latest"; then
 		return 0
 	fi
-	log "building the bookworm base with mmdebstrap"
+	log "building the bookworm base for $arch with mmdebstrap"
 	mkdir -p "$cache/stamps"
+	rm -f "$stamp"
 	# The rootfs must not keep the mirror's address: its apt sources are removed, and image builds mount the
 	# host's sources instead.
-	mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+	mmdebstrap --quiet --variant=minbase --mode=root --format=tar --architectures="$arch" \
 		--aptopt='Acquire::Check-Valid-Until "false"' \
 		--customize-hook='rm -f "$1"/etc/apt/sources.list "$1"/etc/apt/sources.list.d/*' \
-		bookworm "$cache/base.tar.tmp" "$src"
-	mv "$cache/base.tar.tmp" "$cache/base.tar"
-	podman import --quiet --change 'CMD ["/bin/bash"]' "$cache/base.tar" localhost/slimoci/base:latest >/dev/null
-	rm -f "$cache/base.tar"
+		bookworm "$cache/$name.tar.tmp" "$src"
+	mv "$cache/$name.tar.tmp" "$cache/$name.tar"
+	# The image's platform is the tar's: podman import would otherwise label it with the host's.
+	local plat os p_arch variant flags
+	plat=$(platform "$arch")
+	IFS=/ read -r os p_arch variant <<<"$plat"
+	flags=(--os "$os" --arch "$p_arch")
+	[ -z "$variant" ] || flags+=(--variant "$variant")
+	podman import --quiet "${flags[@]}" --change 'CMD ["/bin/bash"]' "$cache/$name.tar" "localhost/slimoci/$name:latest" >/dev/null
+	rm -f "$cache/$name.tar"
 	echo "$want" >"$stamp"
+}
+
+# platform ARCH: the OCI platform of images built for dpkg architecture ARCH (os/architecture[/variant]).
+platform() {
+	case "$1" in
+	amd64) echo linux/amd64 ;;
+	arm64) echo linux/arm64/v8 ;;
+	*) log "no OCI platform known for dpkg architecture $1"; exit 1 ;;
+	esac
 }
 
 # parent NAME: the test-bed image NAME's Containerfile is built FROM (base, or another sample).
@@ -213,6 +245,55 @@ sample() {
 	echo "$want" >"$stamp"
 }
 
+# foreign_sample NAME ARCH: the sample NAME built for ARCH on base-ARCH (its Containerfile's FROM base is
+# replaced by --from), its RUN steps under qemu-user, as localhost/slimoci/NAME-ARCH, exported as the OCI
+# layout NAME-ARCH. Only samples built FROM the base.
+foreign_sample() {
+	local s=$1 arch=$2 src stamp want plat
+	local name=$s-$arch
+	[ "$(parent "$s")" = base ] || { log "sample $s is not built FROM the base: no $arch build"; exit 1; }
+	src=$(apt_sources)
+	plat=$(platform "$arch")
+	stamp="$cache/stamps/$name"
+	want=$(printf '%s\n' "$(cat "$cache/stamps/base-$arch")" "$plat" "$(find "$here/samples/$s" -type f | sort | xargs cat | sha256sum)" | sha256sum | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$cache/oci/$name/index.json" ]; then
+		return 0
+	fi
+	log "building sample $s for $plat"
+	rm -f "$stamp"
+	podman build --quiet --layers --format oci --network host --platform "$plat" \
+		--from "localhost/slimoci/base-$arch:latest" \
+		-v "$src:/etc/apt/sources.list.d/host.${src##*.}:ro" \
+		-t "localhost/slimoci/$name:latest" "$here/samples/$s" >/dev/null
+	log "exporting sample $name"
+	mkdir -p "$cache/oci"
+	rm -rf "$cache/oci/$name"
+	skopeo copy --quiet "containers-storage:localhost/slimoci/$name:latest" "oci:$cache/oci/$name:latest"
+	echo "$want" >"$stamp"
+}
+
+# multi NAME: the OCI layout NAME-multi, an image index (tag latest) of the layouts NAME (the host's platform)
+# and NAME-ARCH for each of foreign_archs, each manifest exactly the one in its layout, with its platform
+# (podman reads it from the image's config).
+multi() {
+	local s=$1 stamp want a list="localhost/slimoci/$1-multi:latest" parts=("$1")
+	for a in "${foreign_archs[@]}"; do parts+=("$1-$a"); done
+	stamp="$cache/stamps/$s-multi"
+	want=$(for p in "${parts[@]}"; do cat "$cache/stamps/$p"; done | sha256sum | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$cache/oci/$s-multi/index.json" ]; then
+		return 0
+	fi
+	log "exporting the index $s-multi (${parts[*]})"
+	rm -f "$stamp"
+	! podman manifest exists "$list" || podman manifest rm "$list" >/dev/null
+	podman manifest create "$list" >/dev/null
+	for p in "${parts[@]}"; do podman manifest add "$list" "oci:$cache/oci/$p:latest" >/dev/null; done
+	rm -rf "$cache/oci/$s-multi"
+	# --rm: the list in podman's storage is only the way to the layout.
+	podman manifest push --quiet --all --rm "$list" "oci:$cache/oci/$s-multi:latest"
+	echo "$want" >"$stamp"
+}
+
 envvars() {
 	echo "SLIMOCI_TESTBED=$cache"
 	echo "CONTAINERS_CONF=$cache/containers.conf"
@@ -227,6 +308,11 @@ build)
 	podman_conf
 	base
 	for s in "${samples[@]}" "${apps[@]}" "${fixtures[@]}" "${hostiles[@]}"; do sample "$s"; done
+	for a in "${foreign_archs[@]}"; do
+		base "$a"
+		for s in "${foreign_samples[@]}"; do foreign_sample "$s" "$a"; done
+	done
+	for s in "${foreign_samples[@]}"; do multi "$s"; done
 	log "ready in $cache"
 	;;
 env) envvars ;;

@@ -32,6 +32,21 @@ var Apps = []string{"web", "probes", "lines"}
 // hardlinks, a fifo, setuid and owned files, and a directory replaced by a symlink.
 var Fixtures = []string{"layers"}
 
+// The test bed's images of another platform than the host's (linux/amd64), built under qemu-user through
+// binfmt_misc.
+const (
+	// Arm64 is the python sample built for linux/arm64 (variant v8) on a bookworm base made for arm64:
+	// its OCI layout holds one arm64 image, answering GET / on $PORT (default 8080) as the python sample does.
+	Arm64 = "python-arm64"
+	// MultiPlatform is an OCI layout whose tag latest is an image index of the python sample's linux/amd64
+	// image and Arm64's linux/arm64/v8 one: each manifest is byte for byte the one in its own layout
+	// (MultiPlatformImages), its descriptor with its platform.
+	MultiPlatform = "python-multi"
+)
+
+// MultiPlatformImages are the layouts whose images MultiPlatform's index lists, by platform.
+var MultiPlatformImages = map[string]string{"linux/amd64": "python", "linux/arm64/v8": Arm64}
+
 // Bed is a prepared test bed.
 type Bed struct{ Dir string }
 
@@ -49,6 +64,11 @@ func Find() (*Bed, string) {
 			if _, err := os.Stat(f); err != nil {
 				return nil, fmt.Sprintf("test bed in %s is incomplete (%v): run `make testbed`", dir, err)
 			}
+		}
+	}
+	for _, s := range []string{Arm64, MultiPlatform} {
+		if _, err := os.Stat(filepath.Join(b.Layout(s), "index.json")); err != nil {
+			return nil, fmt.Sprintf("test bed in %s is incomplete (%v): run `make testbed`", dir, err)
 		}
 	}
 	for _, tool := range []string{"docker-registry", "skopeo", "podman", "umoci"} {
@@ -170,6 +190,13 @@ func (r *Registry) Push(ctx context.Context, src, repoTag string, v2s2 bool) err
 	}
 	args = append(args, src, "docker://"+r.Addr+"/"+repoTag)
 	_, err := Skopeo(ctx, args...)
+	return err
+}
+
+// PushIndex copies an image index and every image it lists into the registry with skopeo (`copy --all`),
+// keeping each manifest's digest: src is, for example, "oci:"+b.Layout(MultiPlatform)+":latest".
+func (r *Registry) PushIndex(ctx context.Context, src, repoTag string) error {
+	_, err := Skopeo(ctx, "copy", "--quiet", "--all", "--dest-tls-verify=false", src, "docker://"+r.Addr+"/"+repoTag)
 	return err
 }
 
