@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -528,7 +529,7 @@ func (o *BuildOptions) writeArtifacts(res *BuildResult, tree *rootfs.Tree, dropp
 	if err := write("Dockerfile.fat", []byte(reverse.Dockerfile(tree.Config.History))); err != nil {
 		return err
 	}
-	if err := writeSeccomp(filepath.Join(o.StateDir, "seccomp.json"), res.Fat); err != nil {
+	if err := writeSeccomp(filepath.Join(o.StateDir, "seccomp.json"), tree, res.Fat); err != nil {
 		return err
 	}
 	if err := write("apparmor.profile", []byte(emit.AppArmorProfile("slimoci-"+filepath.Base(res.Image), res.Fat.Record, res.Fat.Written))); err != nil {
@@ -637,9 +638,14 @@ func forVerify(r runner.Overrides, kept map[string]bool, e *emit.ConfigEdits) ru
 	return r
 }
 
-// writeSeccomp writes a seccomp profile allowing the syscalls seen.
-func writeSeccomp(path string, obs *runner.Observation) error {
-	profile, err := emit.SeccompProfile(slices.Sorted(maps.Keys(obs.Record.Syscalls)))
+// writeSeccomp writes a seccomp profile allowing the syscalls seen, for the image's platform (a foreign
+// one's recorded under emulation: see emit.SeccompProfileFor).
+func writeSeccomp(path string, tree *rootfs.Tree, obs *runner.Observation) error {
+	p := treePlatform(tree)
+	if p == nil {
+		p = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	}
+	profile, err := emit.SeccompProfileFor(*p, slices.Sorted(maps.Keys(obs.Record.Syscalls)))
 	if err != nil {
 		return err
 	}

@@ -111,28 +111,32 @@ func PlatformDir(p v1.Platform) string {
 
 // platformOf is the platform the unpacked image's config names (os/arch[/variant]).
 func platformOf(tree *rootfs.Tree) string {
-	if tree == nil || tree.Config == nil {
-		return ""
-	}
-	if p := tree.Config.Platform(); p != nil && p.Architecture != "" {
+	if p := treePlatform(tree); p != nil {
 		return p.String()
 	}
 	return ""
 }
 
-// emulated tells whether the unpacked image's platform runs on this host only under emulation; when it
-// does, the host must have an emulator for it (runner.CheckEmulation), or this is the error saying how to
-// get one.
-func emulated(tree *rootfs.Tree) (bool, error) {
+// emulator is the emulator the unpacked image's platform runs under on this host (runner.CheckEmulation):
+// nil when the host runs it natively; when it needs one the host lacks, the error says how to get one.
+func emulator(tree *rootfs.Tree) (*runner.Emulator, error) {
+	p := treePlatform(tree)
+	if p == nil {
+		return nil, nil
+	}
+	return runner.CheckEmulation(*p)
+}
+
+// treePlatform is the platform the unpacked image's config names; nil when it names no architecture.
+func treePlatform(tree *rootfs.Tree) *v1.Platform {
 	if tree == nil || tree.Config == nil || tree.Config.Architecture == "" {
-		return false, nil
+		return nil
 	}
 	p := tree.Config.Platform()
 	if p.OS == "" {
 		p.OS = "linux"
 	}
-	emu, err := runner.CheckEmulation(*p)
-	return emu != nil, err
+	return p
 }
 
 // buildIndex builds each platform of pp, one after another, and delivers the index of the slim images.

@@ -74,7 +74,7 @@ func Profile(ctx context.Context, image string, o *ProfileOptions) (*ProfileResu
 	if res.Report, err = po.writeReport(res); err != nil {
 		return res, err
 	}
-	if err := writeSeccomp(filepath.Join(po.StateDir, "seccomp.json"), obs); err != nil {
+	if err := writeSeccomp(filepath.Join(po.StateDir, "seccomp.json"), w.tree, obs); err != nil {
 		return res, err
 	}
 	if runErr != nil {

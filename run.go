@@ -124,10 +124,10 @@ func (o *RunOptions) prepare(tree *rootfs.Tree, cfg runner.ConfigOptions, w *wor
 	if r.user, err = runner.FromConfig(tree, cfg, &r.spec, &r.plan); err != nil {
 		return nil, err
 	}
-	if r.emulated, err = emulated(tree); err != nil {
+	if r.spec.Emulator, err = emulator(tree); err != nil {
 		return nil, err
 	}
-	if r.emulated {
+	if r.emulated = r.spec.Emulator != nil; r.emulated {
 		f := o.EmulationFactor
 		if f <= 0 {
 			f = DefaultEmulationFactor
