@@ -128,7 +128,8 @@ var arches = []*arch{
 	{name: "riscv64", class: elf.ELFCLASS64, data: elf.ELFDATA2LSB, machine: elf.EM_RISCV, abi: efRISCVFloatDbl, triplet: "riscv64-linux-gnu",
 		dirs: multiarch("riscv64-linux-gnu", "/lib64/lp64d", "/lib64"), lib: []string{"lib/riscv64-linux-gnu", "lp64d", "lib64", "lib"},
 		cacheFlags: []int32{flagRISCVFloatDbl | flagELFLibc6}},
-	// riscv64 lp64, soft-float: no Debian port; upstream's directories.
+	// riscv64 lp64, soft-float: no Debian port; upstream's directories. (Its name is this table's: OCI has
+	// no variant for it.)
 	{name: "riscv64/lp64", class: elf.ELFCLASS64, data: elf.ELFDATA2LSB, machine: elf.EM_RISCV, abi: efRISCVFloatSoft,
 		dirs: []string{"/lib64/lp64", "/usr/lib64/lp64", "/lib", "/usr/lib"}, lib: []string{"lp64", "lib"},
 		cacheFlags: []int32{flagRISCVFloatSft | flagELFLibc6}},
@@ -142,15 +143,12 @@ func archOf(h *elfHeader, fallback *arch) *arch {
 	abi := uint32(0)
 	switch h.machine {
 	case elf.EM_ARM:
-		switch {
-		case h.flags&efARMEABIMask != efARMEABIVer5:
-			abi = 0
-		case h.flags&efARMABIFloatHard != 0:
+		switch eabi5 := h.flags&efARMEABIMask == efARMEABIVer5; {
+		case eabi5 && h.flags&efARMABIFloatHard != 0:
 			abi = efARMABIFloatHard
-		case h.flags&efARMABIFloatSoft != 0:
+		case eabi5 && h.flags&efARMABIFloatSoft != 0:
 			abi = efARMABIFloatSoft
-		}
-		if abi == 0 {
+		default:
 			abi = efARMABIFloatHard // Debian armhf, the ARM port of most images
 			if fallback != nil && fallback.machine == elf.EM_ARM {
 				abi = fallback.abi
@@ -159,7 +157,8 @@ func archOf(h *elfHeader, fallback *arch) *arch {
 	case elf.EM_RISCV:
 		abi = h.flags & efRISCVFloatABI
 	case elf.EM_PPC64:
-		// ELFv1 and ELFv2 are by byte order (a file that says neither is taken by either ld.so).
+		// Linux's big-endian ppc64 is ELFv1, ppc64le ELFv2: the ABI goes by byte order (and a library whose
+		// e_flags say neither is taken by either ld.so, see accepts).
 		abi = 2
 		if h.data == elf.ELFDATA2MSB {
 			abi = 1
