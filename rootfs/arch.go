@@ -63,6 +63,9 @@ type arch struct {
 	// what the closure cannot see (which glibc build, which CPU): the closure tries every one. No platforms:
 	// the kernel gives no AT_PLATFORM, and ld.so drops a path that names $PLATFORM.
 	lib, platforms []string
+	// hwcaps are the glibc-hwcaps subdirectories its ld.so tries in each directory it searches, before the
+	// directory itself, those the CPU supports (sysdeps/**/dl-hwcaps-subdirs.c, glibc 2.33 on).
+	hwcaps []string
 	// cacheFlags are the ld.so.cache entry flags its ld.so takes (_dl_cache_check_flags); nil takes any.
 	cacheFlags []int32
 }
@@ -85,6 +88,7 @@ var arches = []*arch{
 		// The kernel's is "x86_64"; glibc replaces it with "haswell" or "xeon_phi" on Intel CPUs that have
 		// their features (sysdeps/x86/cpu-features.c).
 		platforms:  []string{"x86_64", "haswell", "xeon_phi"},
+		hwcaps:     []string{"x86-64-v4", "x86-64-v3", "x86-64-v2"},
 		cacheFlags: []int32{flagX8664Lib64 | flagELFLibc6}},
 	{name: "386", class: elf.ELFCLASS32, data: elf.ELFDATA2LSB, machine: elf.EM_386, triplet: "i386-linux-gnu",
 		// /lib32 and /usr/lib32: Debian's libc6-i386, the i386 glibc of an amd64 system.
@@ -111,6 +115,7 @@ var arches = []*arch{
 	{name: "ppc64le", class: elf.ELFCLASS64, data: elf.ELFDATA2LSB, machine: elf.EM_PPC64, abi: 2, triplet: "powerpc64le-linux-gnu",
 		dirs: multiarch("powerpc64le-linux-gnu", "/lib64"), lib: []string{"lib/powerpc64le-linux-gnu", "lib64", "lib"},
 		platforms:  []string{"power8", "power9", "power10", "power11"},
+		hwcaps:     []string{"power10", "power9"},
 		cacheFlags: []int32{flagPowerPCLib64 | flagELFLibc6}},
 	// ppc64 (big-endian): the ELFv1 ABI; the same cache flags as ppc64le, told apart by byte order.
 	{name: "ppc64", class: elf.ELFCLASS64, data: elf.ELFDATA2MSB, machine: elf.EM_PPC64, abi: 1, triplet: "powerpc64-linux-gnu",
@@ -121,6 +126,7 @@ var arches = []*arch{
 	{name: "s390x", class: elf.ELFCLASS64, data: elf.ELFDATA2MSB, machine: elf.EM_S390, triplet: "s390x-linux-gnu",
 		dirs: multiarch("s390x-linux-gnu", "/lib64"), lib: []string{"lib/s390x-linux-gnu", "lib64", "lib"},
 		platforms:  []string{"z10", "z196", "zEC12", "z13", "z14", "z15", "z16", "z17", "z900", "z990", "z9-109"},
+		hwcaps:     []string{"z17", "z16", "z15", "z14", "z13"},
 		cacheFlags: []int32{flagS390Lib64 | flagELFLibc6}},
 	// riscv64 (lp64d, the double-float ABI every distribution uses). The kernel gives no AT_PLATFORM. Its
 	// ld.so takes only a library of the same float ABI. Upstream's slibdir is /lib64/lp64d, so its $LIB is

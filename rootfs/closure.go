@@ -463,23 +463,36 @@ func (c *closure) libraryPath(a *arch) [][]string {
 
 // findLib keeps lib as a's ld.so finds it: in the first of steps (each a directory, or the directories one
 // search path element may stand for), the ld.so.cache, then a's default directories, the first whose file a's
-// ld.so loads (see arch.accepts). Where the closure cannot know which directory a step means at run time
-// ($PLATFORM is the CPU's, $LIB the glibc build's), or which cache entry (one for CPUs with some
-// capabilities, a glibc-hwcaps subdirectory), it keeps the library from each: the slim image runs where the
-// observed run did not.
+// ld.so loads (see arch.accepts). Where the closure cannot know which file ld.so takes at run time, because
+// that depends on the CPU or on the glibc build, it keeps each: the directories $PLATFORM (the CPU's) and
+// $LIB (the build's) may stand for, the glibc-hwcaps subdirectories of a directory and the cache's entries
+// for CPUs with some capabilities. The slim image runs where the observed run did not.
 func (c *closure) findLib(lib string, steps [][]string, a *arch, why string) bool {
 	found := false
 	keep := func(p string) {
 		c.keep(p, why, false)
 		found = true
 	}
-	for _, dirs := range steps {
-		for _, d := range dirs {
-			if p := path.Join(d, lib); c.matches(p, a) {
+	// dir keeps lib from d's glibc-hwcaps subdirectories and from d, and says whether d has it: a CPU
+	// without the subdirectories' capabilities goes on to the next directory otherwise.
+	dir := func(d string) bool {
+		for _, h := range a.hwcaps {
+			if p := path.Join(d, "glibc-hwcaps", h, lib); c.matches(p, a) {
 				keep(p)
 			}
 		}
-		if found {
+		if p := path.Join(d, lib); c.matches(p, a) {
+			keep(p)
+			return true
+		}
+		return false
+	}
+	for _, dirs := range steps {
+		has := false
+		for _, d := range dirs {
+			has = dir(d) || has
+		}
+		if has {
 			return true
 		}
 	}
@@ -494,8 +507,7 @@ func (c *closure) findLib(lib string, steps [][]string, a *arch, why string) boo
 		}
 	}
 	for _, d := range a.dirs {
-		if p := path.Join(d, lib); c.matches(p, a) {
-			keep(p)
+		if dir(d) {
 			return true
 		}
 	}

@@ -159,23 +159,25 @@ type testArch struct {
 	// decoy is the architecture of the same-named libraries that must not be taken: the multiarch pair, or
 	// the same machine with the other float ABI or byte order.
 	decoy string
+	// hwcap is one of its glibc-hwcaps subdirectories, "" when glibc has none for it.
+	hwcap string
 }
 
 var testArches = []testArch{
-	{"amd64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_X86_64, 0, "x86_64-linux-gnu", "/lib64/ld-linux-x86-64.so.2", 0x303, 0x003, "x86_64", "386"},
-	{"386", elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_386, 0, "i386-linux-gnu", "/lib/ld-linux.so.2", 0x003, 0x303, "i686", "amd64"},
-	{"arm64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_AARCH64, 0, "aarch64-linux-gnu", "/lib/ld-linux-aarch64.so.1", 0xa03, 0x303, "aarch64", "amd64"},
+	{"amd64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_X86_64, 0, "x86_64-linux-gnu", "/lib64/ld-linux-x86-64.so.2", 0x303, 0x003, "x86_64", "386", "x86-64-v3"},
+	{"386", elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_386, 0, "i386-linux-gnu", "/lib/ld-linux.so.2", 0x003, 0x303, "i686", "amd64", ""},
+	{"arm64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_AARCH64, 0, "aarch64-linux-gnu", "/lib/ld-linux-aarch64.so.1", 0xa03, 0x303, "aarch64", "amd64", ""},
 	// EABI 5 (0x05000000) with the hard-float (0x400) or soft-float (0x200) mark, as gcc writes them.
-	{"arm/v7", elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_ARM, 0x05000400, "arm-linux-gnueabihf", "/lib/ld-linux-armhf.so.3", 0x903, 0xb03, "v7l", "arm/v5"},
-	{"arm/v5", elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_ARM, 0x05000200, "arm-linux-gnueabi", "/lib/ld-linux.so.3", 0xb03, 0x903, "v5l", "arm/v7"},
+	{"arm/v7", elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_ARM, 0x05000400, "arm-linux-gnueabihf", "/lib/ld-linux-armhf.so.3", 0x903, 0xb03, "v7l", "arm/v5", ""},
+	{"arm/v5", elf.ELFCLASS32, elf.ELFDATA2LSB, elf.EM_ARM, 0x05000200, "arm-linux-gnueabi", "/lib/ld-linux.so.3", 0xb03, 0x903, "v5l", "arm/v7", ""},
 	// ELFv2 (e_flags 2) little-endian; its decoy is big-endian, its e_flags unset as on most ELFv1 files,
 	// with the same cache flags: only the byte order tells them apart.
-	{"ppc64le", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_PPC64, 2, "powerpc64le-linux-gnu", "/lib64/ld64.so.2", 0x503, 0x403, "power9", "ppc64"},
-	{"ppc64", elf.ELFCLASS64, elf.ELFDATA2MSB, elf.EM_PPC64, 0, "powerpc64-linux-gnu", "/lib64/ld64.so.1", 0x503, 0x403, "power8", "ppc64le"},
-	{"s390x", elf.ELFCLASS64, elf.ELFDATA2MSB, elf.EM_S390, 0, "s390x-linux-gnu", "/lib/ld64.so.1", 0x403, 0x303, "z15", "amd64"},
+	{"ppc64le", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_PPC64, 2, "powerpc64le-linux-gnu", "/lib64/ld64.so.2", 0x503, 0x403, "power9", "ppc64", "power9"},
+	{"ppc64", elf.ELFCLASS64, elf.ELFDATA2MSB, elf.EM_PPC64, 0, "powerpc64-linux-gnu", "/lib64/ld64.so.1", 0x503, 0x403, "power8", "ppc64le", ""},
+	{"s390x", elf.ELFCLASS64, elf.ELFDATA2MSB, elf.EM_S390, 0, "s390x-linux-gnu", "/lib/ld64.so.1", 0x403, 0x303, "z15", "amd64", "z15"},
 	// RVC (1) and the double-float ABI (4); the decoy is soft-float.
-	{"riscv64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_RISCV, 0x5, "riscv64-linux-gnu", "/lib/ld-linux-riscv64-lp64d.so.1", 0x1003, 0x0f03, "", "riscv64/lp64"},
-	{"riscv64/lp64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_RISCV, 0x1, "", "/lib/ld-linux-riscv64-lp64.so.1", 0x0f03, 0x1003, "", "riscv64"},
+	{"riscv64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_RISCV, 0x5, "riscv64-linux-gnu", "/lib/ld-linux-riscv64-lp64d.so.1", 0x1003, 0x0f03, "", "riscv64/lp64", ""},
+	{"riscv64/lp64", elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_RISCV, 0x1, "", "/lib/ld-linux-riscv64-lp64.so.1", 0x0f03, 0x1003, "", "riscv64", ""},
 }
 
 func testArchNamed(t *testing.T, name string) testArch {
@@ -199,7 +201,8 @@ func (a testArch) lib() string {
 // listing both: each library is found where that architecture's ld.so finds it (its multiarch triplet's
 // directories, /usr/lib, the cache entry of its flags and not the one of the other's or the one with its
 // ELF machine but the other's flags, the glibc-hwcaps entry too, $LIB as Debian's, $PLATFORM as one of its
-// kernels' AT_PLATFORM, none on RISC-V), and no file of the other architecture is kept.
+// kernels' AT_PLATFORM, none on RISC-V, the glibc-hwcaps subdirectories of its own names beside a
+// directory's library), and no file of the other architecture is kept.
 func TestClosureArchitectures(t *testing.T) {
 	for _, a := range testArches {
 		if a.triplet == "" {
@@ -218,7 +221,7 @@ func TestClosureArchitectures(t *testing.T) {
 				bo, endian = binary.BigEndian, 3
 			}
 			app := synthELF(a.class, a.data, a.machine, a.flags, a.interp,
-				[]string{"libc.so.6", "libdef.so.1", "liblast.so.1", "libcached.so.1", "librp.so.1", "libplat.so.1"},
+				[]string{"libc.so.6", "libdef.so.1", "liblast.so.1", "libcached.so.1", "librp.so.1", "libplat.so.1", "libhw.so.1"},
 				"$ORIGIN/../$LIB/app:/opt/plat/$PLATFORM")
 			files := map[string]string{
 				"/usr/bin/app":       string(app),
@@ -241,6 +244,10 @@ func TestClosureArchitectures(t *testing.T) {
 				"/opt/plat/" + cmpOr(a.platform, "riscv64") + "/libplat.so.1": a.lib(),
 				"/opt/plat/" + cmpOr(d.platform, "riscv") + "/libplat.so.1":   d.lib(),
 				tr + "/libplat.so.1": a.lib(),
+				// A glibc-hwcaps subdirectory of its own beside the library, one of another architecture's
+				// name (a decoy of the other architecture on an earlier directory's).
+				tr + "/libhw.so.1": a.lib(), tr + "/glibc-hwcaps/" + cmpOr(a.hwcap, "none") + "/libhw.so.1": a.lib(),
+				tr + "/glibc-hwcaps/" + map[bool]string{true: "power10", false: "x86-64-v2"}[a.name == "amd64"] + "/libhw.so.1": a.lib(), "/lib/" + a.triplet + "/glibc-hwcaps/" + cmpOr(a.hwcap, "none") + "/libhw.so.1": d.lib(),
 				// What glibc dlopens: libgcc_s, and the NSS module nsswitch.conf names.
 				"/lib/" + a.triplet + "/libgcc_s.so.1": d.lib(), tr + "/libgcc_s.so.1": a.lib(),
 				tr + "/libnss_files.so.2": a.lib(), other + "/libnss_files.so.2": d.lib(),
@@ -262,7 +269,10 @@ func TestClosureArchitectures(t *testing.T) {
 			}
 			want := []string{"/usr/bin/app", a.interp, tr + "/libc.so.6", tr + "/libdef.so.1", "/usr/lib/liblast.so.1",
 				"/opt/cached/libcached.so.1", "/opt/cached/glibc-hwcaps/v3/libcached.so.1", tr + "/app/librp.so.1",
-				tr + "/libgcc_s.so.1", tr + "/libnss_files.so.2"}
+				tr + "/libgcc_s.so.1", tr + "/libnss_files.so.2", tr + "/libhw.so.1"}
+			if a.hwcap != "" {
+				want = append(want, tr+"/glibc-hwcaps/"+a.hwcap+"/libhw.so.1")
+			}
 			if a.platform != "" {
 				want = append(want, "/opt/plat/"+a.platform+"/libplat.so.1")
 			} else {
