@@ -62,7 +62,7 @@ func init() {
 	}
 }
 
-// probeSource is an arm64 program for TestSeccompProfileEmulatedPodman: it reads a file and says so.
+// probeSource is an arm64 program for TestE2ESeccompProfileEmulatedPodman: it reads a file and says so.
 const probeSource = `package main
 
 import (
@@ -80,12 +80,15 @@ func main() {
 }
 `
 
-// TestSeccompProfileEmulatedPodman: an arm64 program observed by the sensor under qemu-user on this x86_64
+// TestE2ESeccompProfileEmulatedPodman: an arm64 program observed by the sensor under qemu-user on this x86_64
 // machine, and its profile for linux/arm64, run by podman with --platform linux/arm64 (the same emulator,
 // through binfmt_misc) under that profile: it works. The same profile without its emulated-run rule (the
 // arm64 hosts' alone: what a profile of AArch64 names only is on x86_64) kills the emulator at its first
 // x86_64-only call, which is why the profile carries both.
-func TestSeccompProfileEmulatedPodman(t *testing.T) {
+func TestE2ESeccompProfileEmulatedPodman(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs podman on the test bed's arm64 base")
+	}
 	if runtime.GOARCH != "amd64" {
 		t.Skip("emulates arm64 on an x86_64 host")
 	}
