@@ -11,7 +11,7 @@ GO ?= go
 BIN := bin/slimoci
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build deps testbed test unit e2e fuzz lint demo man image bench-unpack bench-sensor bench-build clean
+.PHONY: all build deps testbed test unit e2e fuzz lint demo man image image-shell bench-unpack bench-sensor bench-build clean
 
 all: build
 
@@ -25,6 +25,15 @@ build:
 IMAGE ?= localhost/slimoci:latest
 image:
 	IMAGE=$(IMAGE) VERSION=$(VERSION) GO=$(GO) deploy/image/build.sh
+
+# image-shell builds $(IMAGE_SHELL): $(IMAGE) plus Debian's static busybox as /bin/sh (docs/ci/shell.Containerfile),
+# for what runs a script: GitLab CI jobs and the Kubernetes fleet. Dated by the last commit, as image is.
+IMAGE_SHELL ?= localhost/slimoci:shell
+image-shell: image
+	@ctx=$$(mktemp -d) && trap 'rm -rf "$$ctx"' EXIT && install -m 0755 /bin/busybox "$$ctx/busybox" && \
+	podman build --quiet --format oci --layers=false --no-cache --timestamp "$$(git log -1 --format=%ct)" \
+		--build-arg BASE=$(IMAGE) -f docs/ci/shell.Containerfile -t $(IMAGE_SHELL) "$$ctx" >/dev/null && \
+	podman image inspect --format '$(IMAGE_SHELL): id sha256:{{.Id}}, {{.Size}} bytes' $(IMAGE_SHELL)
 
 # deps installs the Debian packages (root), builds syft (the SBOM tests' independent reader) into
 # $(SLIMOCI_TESTBED)/bin once, and downloads the Go modules.
