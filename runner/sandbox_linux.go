@@ -40,8 +40,11 @@ import (
 // uses this package calls Init first thing when os.Args[1] is InitArg (see cmd/slimoci/main.go).
 const InitArg = "init"
 
-// Init is the container's bootstrap: it does not return.
-func Init() { libcontainer.Init() }
+// Init is the container's bootstrap (or Preflight's child): it does not return.
+func Init() {
+	preflightChild()
+	libcontainer.Init()
+}
 
 // Spec says what to run in the sandbox.
 type Spec struct {
@@ -206,6 +209,12 @@ func Start(ctx context.Context, tree string, spec Spec, o *Options) (s *Sandbox,
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if os.Geteuid() != 0 {
+		// Rootless: fail in one line where the sandbox cannot be made (see Preflight).
+		if err := Preflight(); err != nil {
+			return nil, err
+		}
 	}
 	t0 := time.Now()
 	id := newID()
