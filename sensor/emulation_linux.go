@@ -13,23 +13,26 @@ import (
 // Emulation tells the sensor that the app's programs are of a foreign machine, run by an emulator the
 // kernel starts through binfmt_misc (qemu-user with the fix-binary flag). The sensor then sees the
 // emulator's syscalls: the guest's own, with the guest's paths, plus what qemu does for itself. Measured
-// with Debian's qemu-user-static 7.2 (qemu-aarch64 running arm64 dash, cat and ls, under both backends and
-// under strace -f), the emulator alone:
+// with Debian's qemu-user-static 7.2 (qemu-aarch64 running arm64 dash, cat, ls and python3 importing flask,
+// in the sandbox under both backends and chrooted under strace -f), the emulator alone:
 //
 //   - looks every absolute path the guest names up first under its sysroot, the interp prefix it was built
 //     with (Debian: /etc/qemu-binfmt/MACHINE; qemu's default: /usr/gnemul/qemu-MACHINE), with an access(2)
-//     each, once per path and process; where that finds a file, the guest gets it instead of its own;
+//     each, once per path and process; where that finds a file, the guest gets it instead of its own (522 of
+//     the 1,048 paths python's start names);
 //   - is the program each exec runs: /proc/PID/exe is the interpreter (a host file, such as
 //     /usr/bin/qemu-aarch64-static, outside the sandbox) and /proc/PID/cmdline is [interpreter, the file
 //     the guest exec'd, the guest's argv (from its argv[1] without the P flag)];
 //   - opens the guest's file by that name, and its ELF interpreter (/lib/ld-linux-aarch64.so.1): these are
 //     the guest's files and stay recorded, as the kernel's opens of them are in a native run;
-//   - reads /proc/sys/vm/mmap_min_addr and readlinks /proc/self/exe (the guest's own readlink of it, and its
-//     opens of /proc/self/maps, are answered by qemu itself, without a syscall). These stay in the record:
-//     kernel files never enter an image, and a guest that reads them itself cannot be told apart.
+//   - reads /proc/sys/vm/mmap_min_addr and /proc/self/maps and readlinks /proc/self/exe (the guest's own
+//     readlink of it is answered by qemu, without a syscall). These stay in the record: kernel files never
+//     enter an image, and a guest that reads them itself cannot be told apart.
 //
 // So the sensor records each emulated exec as the guest's (its file, its argv), not the interpreter's, and
-// drops the sysroot lookups that found nothing (see drop). Nothing else qemu touches was a path of the image.
+// drops the sysroot lookups that found nothing (see drop). The rest of the record is strace's list of the
+// guest's paths: nothing else qemu touches is a path of the image. (A guest environment that sets
+// QEMU_LD_PREFIX moves the sysroot; its lookups then stay in the record, as missing paths.)
 type Emulation struct {
 	// Machine is the guest's machine as qemu names it ("aarch64", "arm", "ppc64le", "s390x", "riscv64").
 	Machine string `json:"machine"`
