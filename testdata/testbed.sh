@@ -28,12 +28,13 @@ fixtures=(layers)
 # built FROM localhost/slimoci/python, so they come after it.
 hostiles=(hostile hostile-content)
 # zsh, fish, man-db and groff-base: the completion and man page tests (cmd/slimoci/completion_test.go).
-# ca-certificates: the CA bundle of slimoci's own image (make image, deploy/image/build.sh).
+# ca-certificates: the CA bundle of slimoci's own image (make image, deploy/image/build.sh). apache2-utils:
+# htpasswd, for a test registry that wants a password (testbed.StartAuthRegistry).
 # busybox-static: the shell of slimoci's image with a shell (make image-shell: GitLab CI, the Kubernetes fleet).
 # qemu-user-static and binfmt-support: foreign platforms (the arm64 base and samples are built, and arm64
 # test binaries run, under qemu-user through binfmt_misc). gcc-aarch64-linux-gnu and libseccomp-dev:arm64:
 # `make cross` builds slimoci for linux/arm64 with cgo (libcontainer's nsenter, libseccomp).
-packages=(podman skopeo ca-certificates busybox-static umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base
+packages=(podman skopeo ca-certificates apache2-utils busybox-static umoci runc crun docker-registry mmdebstrap buildah uidmap slirp4netns fuse-overlayfs zstd pigz apparmor libseccomp-dev jq zsh fish man-db groff-base
 	qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64)
 # foreign_archs are the dpkg architectures the test bed builds foreign images for (a base-ARCH and
 # foreign_samples, under qemu-user) and packages=(...) names packages of (NAME:ARCH).

@@ -99,10 +99,30 @@ type Registry struct {
 
 // StartRegistry starts docker-registry with its own configuration (never the packaged one, which listens on
 // every interface) on a free port, and waits until /v2/ answers.
-func StartRegistry() (*Registry, error) {
+func StartRegistry() (*Registry, error) { return startRegistry("", "") }
+
+// StartAuthRegistry is StartRegistry for a registry that wants basic authentication as user with password
+// (an htpasswd file written by apache2-utils' htpasswd, in bcrypt as docker-registry requires).
+func StartAuthRegistry(user, password string) (*Registry, error) {
+	return startRegistry(user, password)
+}
+
+func startRegistry(user, password string) (*Registry, error) {
 	dir, err := os.MkdirTemp("", "slimoci-registry-")
 	if err != nil {
 		return nil, err
+	}
+	auth := ""
+	if user != "" {
+		htpasswd, err := Run(context.Background(), "htpasswd", "-nbB", user, password)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "htpasswd"), htpasswd, 0o644)
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		auth = fmt.Sprintf("auth:\n  htpasswd:\n    realm: slimoci-test\n    path: %s/htpasswd\n", dir)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,7 +143,7 @@ storage:
     enabled: true
 http:
   addr: %s
-`, dir, addr)
+%s`, dir, addr, auth)
 	cfgFile := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgFile, []byte(config), 0o644); err != nil {
 		os.RemoveAll(dir)
@@ -141,7 +161,7 @@ http:
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || user != "" && resp.StatusCode == http.StatusUnauthorized {
 				return r, nil
 			}
 		}
