@@ -47,8 +47,9 @@ testbed: deps
 
 # test runs every test, unit and end-to-end, on a real test bed, then the fuzz targets for a bounded time.
 # Packages run one at a time (-p 1): the end-to-end tests check that no sandbox is left anywhere on the
-# machine, which another package's running sandbox would fail.
-test: testbed lint cross
+# machine, which another package's running sandbox would fail. image-shell (and so image) is built first: the
+# CI recipes' and Kubernetes pods' end-to-end tests run them.
+test: testbed lint cross image-shell
 	$(GO) test -count=1 -p 1 -timeout 45m ./...
 	$(MAKE) fuzz FUZZTIME=60s
 

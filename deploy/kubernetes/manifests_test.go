@@ -153,8 +153,9 @@ func checkPod(t *testing.T, name string, job *batchv1.Job, secret *corev1.Secret
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != 1000 {
 		errorf("pod security context %+v: want runAsNonRoot, runAsUser 1000", psc)
 	}
-	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeUnconfined {
-		errorf("seccomp profile is not Unconfined")
+	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeLocalhost ||
+		psc.SeccompProfile.LocalhostProfile == nil || *psc.SeccompProfile.LocalhostProfile != "slimoci.json" {
+		errorf("seccomp profile is not Localhost slimoci.json (deploy/seccomp.json installed on the nodes)")
 	}
 	if len(spec.Containers) != 1 {
 		t.Fatalf("%s: %d containers, want 1", name, len(spec.Containers))

@@ -278,7 +278,7 @@ func TestE2EGitHubActions(t *testing.T) {
 		"${{ github.actor }}":         "ci",
 		"${{ secrets.GITHUB_TOKEN }}": "token",
 		"${{ vars.SLIMOCI_IMAGE }}":   slimoci,
-		"${{ vars.SLIMOCI_FLAGS }}":   "--insecure", // the test registry's plain HTTP
+		"${{ vars.SLIMOCI_FLAGS }}":   "",
 	}
 	expand := func(v string) string {
 		return expression.ReplaceAllStringFunc(v, func(x string) string {
@@ -363,7 +363,6 @@ func TestE2EGitLabCI(t *testing.T) {
 	for k, v := range job.Variables {
 		vars[k] = os.Expand(v, func(n string) string { return ci[n] })
 	}
-	vars["SLIMOCI_FLAGS"] = "--insecure" // the test registry's plain HTTP, as a project would set its flags
 	args := []string{"run", "--rm", "--network", "host",
 		// The runner admin's security_opt ([runners.docker] in config.toml).
 		"--security-opt", "seccomp=unconfined", "--security-opt", "unmask=ALL",
