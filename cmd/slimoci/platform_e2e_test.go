@@ -90,6 +90,23 @@ func TestE2EBuildAllPlatforms(t *testing.T) {
 	if a, b := byPlatform["amd64"], byPlatform["arm64"]; a == nil || b == nil || a.Emulated || !b.Emulated {
 		t.Fatalf("want amd64 native and arm64 emulated: %s", out)
 	}
+	// The arm64 profiles are arm64's: its seccomp architecture and syscall names (and, for the emulated run, the
+	// recording host's rule), and AppArmor rules for its own library directory.
+	armDir := filepath.Join(state, slimoci.PlatformDir(mustPlatform(t, byPlatform["arm64"].Platform)))
+	seccomp, err := os.ReadFile(filepath.Join(armDir, "seccomp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(seccomp), "SCMP_ARCH_AARCH64") {
+		t.Errorf("the arm64 seccomp profile names no SCMP_ARCH_AARCH64: %.300s", seccomp)
+	}
+	apparmor, err := os.ReadFile(filepath.Join(armDir, "apparmor.profile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(apparmor), "/usr/lib/aarch64-linux-gnu/") || strings.Contains(string(apparmor), "x86_64-linux-gnu") {
+		t.Errorf("the arm64 AppArmor profile is not arm64's:\n%.2000s", apparmor)
+	}
 
 	// The pushed index: its digest is the document's, two OCI manifests with their platforms, one layer each.
 	rawSlim, err := testbed.Skopeo(ctx, "inspect", "--tls-verify=false", "--raw", "docker://"+slim)
