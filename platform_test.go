@@ -8,30 +8,10 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 
+	"github.com/slimoci/slimoci/internal/ocitest"
 	"github.com/slimoci/slimoci/oci"
 )
-
-func randomPlatformImage(t *testing.T, p v1.Platform) v1.Image {
-	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
 
 // TestPlatformChoice: which platforms Build slims, decided from the source's manifests before anything is
 // pulled: all of an index, a list (a platform the index lacks fails, naming those it has), one of an index
@@ -42,7 +22,7 @@ func TestPlatformChoice(t *testing.T) {
 	amd64 := v1.Platform{OS: "linux", Architecture: "amd64"}
 	arm64 := v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
 	s390x := v1.Platform{OS: "linux", Architecture: "s390x"}
-	idx, err := oci.NewIndex([]oci.PlatformImage{{Platform: amd64, Image: randomPlatformImage(t, amd64)}, {Platform: arm64, Image: randomPlatformImage(t, arm64)}}, nil)
+	idx, err := oci.NewIndex([]oci.PlatformImage{{Platform: amd64, Image: ocitest.PlatformImage(t, amd64)}, {Platform: arm64, Image: ocitest.PlatformImage(t, arm64)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +33,7 @@ func TestPlatformChoice(t *testing.T) {
 	}
 	single := "oci:" + filepath.Join(dir, "single") + ":1"
 	ref, _ = oci.ParseReference(single)
-	if err := oci.Write(ctx, randomPlatformImage(t, arm64), ref, nil); err != nil {
+	if err := oci.Write(ctx, ocitest.PlatformImage(t, arm64), ref, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

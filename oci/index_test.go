@@ -10,35 +10,16 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-)
 
-// platformImage is a random image whose config names p.
-func platformImage(t *testing.T, p v1.Platform) v1.Image {
-	t.Helper()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
+	"github.com/slimoci/slimoci/internal/ocitest"
+)
 
 func testIndex(t *testing.T) (v1.ImageIndex, []v1.Platform) {
 	t.Helper()
 	ps := []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}}
 	var pis []PlatformImage
 	for _, p := range ps {
-		pis = append(pis, PlatformImage{Platform: p, Image: platformImage(t, p)})
+		pis = append(pis, PlatformImage{Platform: p, Image: ocitest.PlatformImage(t, p)})
 	}
 	idx, err := NewIndex(pis, map[string]string{"org.opencontainers.image.base.digest": "sha256:" + strings.Repeat("a", 64)})
 	if err != nil {
@@ -108,7 +89,7 @@ func TestWriteIndexAndListPlatforms(t *testing.T) {
 
 	// A single image lists its own platform and no index.
 	single, _ := ParseReference("oci:" + filepath.Join(dir, "single") + ":one")
-	if err := Write(ctx, platformImage(t, ps[1]), single, nil); err != nil {
+	if err := Write(ctx, ocitest.PlatformImage(t, ps[1]), single, nil); err != nil {
 		t.Fatal(err)
 	}
 	ip, err := ListPlatforms(ctx, single, nil)
@@ -123,7 +104,7 @@ func TestWriteIndexAndListPlatforms(t *testing.T) {
 // TestNewIndexRefusesDuplicates: two images for one platform make no index.
 func TestNewIndexRefusesDuplicates(t *testing.T) {
 	p := v1.Platform{OS: "linux", Architecture: "amd64"}
-	if _, err := NewIndex([]PlatformImage{{p, platformImage(t, p)}, {p, platformImage(t, p)}}, nil); err == nil {
+	if _, err := NewIndex([]PlatformImage{{p, ocitest.PlatformImage(t, p)}, {p, ocitest.PlatformImage(t, p)}}, nil); err == nil {
 		t.Error("an index with two linux/amd64 images")
 	}
 	if _, err := NewIndex(nil, nil); err == nil {
