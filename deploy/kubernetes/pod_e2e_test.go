@@ -3,6 +3,7 @@ package kubernetes_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -192,19 +193,23 @@ func TestE2EPods(t *testing.T) {
 			t.Skipf("no image %s: run `make image-shell` (make test does)", j)
 		}
 	}
-	reg, err := testbed.StartRegistry()
+	// A registry that wants a password: the pods have it only from the Secret.
+	const user, password = "fleet", "s3cret"
+	reg, err := testbed.StartAuthRegistry(user, password)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reg.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := reg.Push(ctx, "oci:"+bed.Layout("python")+":latest", "samples/python:latest", false); err != nil {
+	fat, slim := reg.Addr+"/samples/python:latest", reg.Addr+"/samples/python.slim:latest"
+	if _, err := testbed.Skopeo(ctx, "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", user+":"+password,
+		"oci:"+bed.Layout("python")+":latest", "docker://"+fat); err != nil {
 		t.Fatal(err)
 	}
-	fat, slim := reg.Addr+"/samples/python:latest", reg.Addr+"/samples/python.slim:latest"
-	// The Secret as the manifest has it: a docker config for another registry (this one asks for none).
-	secret := map[string]string{corev1.DockerConfigJsonKey: m.secret.StringData[corev1.DockerConfigJsonKey]}
+	// The Secret's .dockerconfigjson, as kubectl create secret docker-registry writes it.
+	secret := map[string]string{corev1.DockerConfigJsonKey: fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q,"auth":%q}}}`,
+		reg.Addr, user, password, base64.StdEncoding.EncodeToString([]byte(user+":"+password)))}
 
 	checkSlim := func(t *testing.T, summary []byte) {
 		t.Helper()
@@ -220,7 +225,7 @@ func TestE2EPods(t *testing.T) {
 		if sum.Image != "docker://"+fat || !sum.Verified || len(sum.Destinations) != 1 || sum.Destinations[0] != "docker://"+slim {
 			t.Errorf("summary: image %s, verified %v, destinations %v: want %s verified, pushed to %s", sum.Image, sum.Verified, sum.Destinations, fat, slim)
 		}
-		got, err := testbed.Skopeo(ctx, "inspect", "--tls-verify=false", "--format", "{{.Digest}}", "docker://"+slim)
+		got, err := testbed.Skopeo(ctx, "inspect", "--tls-verify=false", "--creds", user+":"+password, "--format", "{{.Digest}}", "docker://"+slim)
 		if err != nil {
 			t.Fatalf("the slim image is not in the registry: %v", err)
 		}
@@ -247,6 +252,18 @@ func TestE2EPods(t *testing.T) {
 			t.Fatalf("podman %s: %v\n%s", strings.Join(p.args(), " "), err, errOut)
 		}
 		checkSlim(t, out)
+	})
+
+	// The credentials are needed: with the manifest's placeholder Secret (another registry's), the registry
+	// refuses the pull (exit 3).
+	t.Run("job without the registry's credentials", func(t *testing.T) {
+		p := &podRun{t: t, spec: jobSpec(), tmp: t.TempDir(), files: map[string]map[string]string{
+			"registry": {corev1.DockerConfigJsonKey: m.secret.StringData[corev1.DockerConfigJsonKey]}}}
+		_, errOut, err := p.run(ctx)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 || !bytes.Contains(errOut, []byte("401")) && !bytes.Contains(errOut, []byte("UNAUTHORIZED")) {
+			t.Errorf("without credentials: %v, stderr %q: want exit 3, the registry's refusal", err, errOut)
+		}
 	})
 
 	// The relaxation is needed: the same pod with the default procMount fails before any work, saying so.

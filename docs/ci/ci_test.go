@@ -188,6 +188,10 @@ func TestGitLabStructure(t *testing.T) {
 	}
 }
 
+// The registry's credentials in the end-to-end tests: the pipeline's (GitHub's actor and token, GitLab's
+// CI_REGISTRY_USER and CI_REGISTRY_PASSWORD).
+const user, password = "ci", "s3cret"
+
 // e2e runs the recipes' slim jobs against the test bed: the python sample pushed to a real registry where
 // the pipeline would have pushed it, slimoci's image run with podman as the runner would.
 type e2e struct {
@@ -210,7 +214,8 @@ func startE2E(t *testing.T, image string) *e2e {
 	if err := exec.Command("podman", "image", "exists", image).Run(); err != nil {
 		t.Skipf("no image %s: run `make image-shell` (make test does)", image)
 	}
-	reg, err := testbed.StartRegistry()
+	// The registry wants the pipeline's credentials: the recipes must hand them to slimoci.
+	reg, err := testbed.StartAuthRegistry(user, password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +223,8 @@ func startE2E(t *testing.T, image string) *e2e {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	e := &e2e{reg: reg, ctx: ctx, tmp: t.TempDir(), fat: "samples/python"}
-	if err := reg.Push(ctx, "oci:"+bed.Layout("python")+":latest", e.fat+":latest", false); err != nil {
+	if _, err := testbed.Skopeo(ctx, "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", user+":"+password,
+		"oci:"+bed.Layout("python")+":latest", "docker://"+reg.Addr+"/"+e.fat+":latest"); err != nil {
 		t.Fatal(err)
 	}
 	e.slim = reg.Addr + "/" + e.fat + ".slim:latest"
@@ -244,7 +250,7 @@ func (e *e2e) checkSummary(t *testing.T, b []byte) string {
 	if !sum.Verified || len(sum.Destinations) != 1 || sum.Destinations[0] != "docker://"+e.slim || !strings.HasPrefix(sum.Digest, "sha256:") {
 		t.Errorf("summary: verified %v, destinations %v, digest %q: want %s, verified", sum.Verified, sum.Destinations, sum.Digest, e.slim)
 	}
-	out, err := testbed.Skopeo(e.ctx, "inspect", "--tls-verify=false", "--format", "{{.Digest}}", "docker://"+e.slim)
+	out, err := testbed.Skopeo(e.ctx, "inspect", "--tls-verify=false", "--creds", user+":"+password, "--format", "{{.Digest}}", "docker://"+e.slim)
 	if err != nil {
 		t.Fatalf("the slim image is not in the registry: %v", err)
 	}
@@ -275,8 +281,8 @@ func TestE2EGitHubActions(t *testing.T) {
 		"${{ vars.REGISTRY }}":        e.reg.Addr,
 		"${{ github.repository }}":    "Samples/Python", // GitHub's may have capitals: the recipe lowercases it
 		"${{ github.sha }}":           "latest",
-		"${{ github.actor }}":         "ci",
-		"${{ secrets.GITHUB_TOKEN }}": "token",
+		"${{ github.actor }}":         user,
+		"${{ secrets.GITHUB_TOKEN }}": password,
 		"${{ vars.SLIMOCI_IMAGE }}":   slimoci,
 		"${{ vars.SLIMOCI_FLAGS }}":   "",
 	}
@@ -351,8 +357,8 @@ func TestE2EGitLabCI(t *testing.T) {
 		"CI_REGISTRY":          e.reg.Addr,
 		"CI_REGISTRY_IMAGE":    e.reg.Addr + "/" + e.fat,
 		"CI_COMMIT_SHORT_SHA":  "latest",
-		"CI_REGISTRY_USER":     "gitlab-ci-token",
-		"CI_REGISTRY_PASSWORD": "token",
+		"CI_REGISTRY_USER":     user,
+		"CI_REGISTRY_PASSWORD": password,
 		"CI_PROJECT_DIR":       "/builds/project",
 		"SLIMOCI_IMAGE":        slimociShell,
 	}
