@@ -14,9 +14,13 @@ import (
 // root confines every operation to one directory. Paths are resolved by the kernel with openat2
 // RESOLVE_IN_ROOT: absolute symlinks, ".." chains and symlinked directories all stay inside, as they would
 // inside a container whose root this is. Only a path's last component is then acted on, relative to its
-// parent's descriptor and never followed.
+// parent's descriptor and never followed. Where openat2 is missing (ENOSYS), pathrs-lite resolves them:
+// root_fallback_linux.go says what that does and does not guarantee.
 type root struct {
-	fd int
+	fd      int
+	dirName string
+	// rootFile duplicates fd for pathrs-lite, opened the first time the fallback needs it.
+	rootFile *os.File
 	// The last parent opened is kept, since layers list files grouped by directory. Anything that removes or
 	// replaces a path drops it: a kept descriptor must never outlive what its path means.
 	cachePath string
@@ -28,11 +32,14 @@ func openRoot(dir string) (*root, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &root{fd: fd, cacheFD: -1}, nil
+	return &root{fd: fd, dirName: dir, cacheFD: -1}, nil
 }
 
 func (r *root) close() {
 	r.invalidate()
+	if r.rootFile != nil {
+		r.rootFile.Close()
+	}
 	unix.Close(r.fd)
 }
 
@@ -45,15 +52,22 @@ func (r *root) invalidate() {
 
 const resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
-// openat2 opens rel (relative, cleaned; "" is the root itself) inside the root.
+// openat2 opens rel (relative, cleaned; "" is the root itself) inside the root: with openat2, or where the
+// kernel (or qemu-user) lacks it, with the fallback, which keeps its semantics for the flags used here.
 func (r *root) openat2(rel string, flags int) (int, error) {
 	if rel == "" {
 		rel = "."
+	}
+	if useFallback() {
+		return r.openFallback(rel, flags)
 	}
 	for {
 		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolve})
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			continue
+		}
+		if errors.Is(err, unix.ENOSYS) {
+			return r.openFallback(rel, flags)
 		}
 		return fd, err
 	}
