@@ -50,7 +50,8 @@ func RemoveTreeAt(parent *os.File, name string) error {
 	if err := statx(fd, &st); err != nil {
 		return &os.PathError{Op: "statx", Path: parent.Name(), Err: err}
 	}
-	r := &remover{dev: [2]uint32{st.Dev_major, st.Dev_minor}, mnt: st.Mnt_id, hasMnt: st.Mask&unix.STATX_MNT_ID != 0}
+	// qemu-user 7.2 sets STATX_MNT_ID in the mask and leaves the id 0: an id of 0 tells nothing.
+	r := &remover{dev: [2]uint32{st.Dev_major, st.Dev_minor}, mnt: st.Mnt_id, hasMnt: st.Mask&unix.STATX_MNT_ID != 0 && st.Mnt_id != 0}
 	// The caller's directory is never made writable: it is not being removed.
 	err := r.removeEntry(&openDir{fd: fd, path: parent.Name(), chmodded: true}, name)
 	runtime.KeepAlive(parent)
@@ -133,8 +134,8 @@ func (r *remover) unlinkat(dir *openDir, name string, flags int) error {
 
 // open opens the directory name in dir without following a symlink, and checks that it is on the tree's
 // mount. A directory its owner may not read or search (0311, 0000) is opened as a path first, checked, made
-// 0700 through that descriptor (fchmodat2 AT_EMPTY_PATH: Linux 6.6 and later; older kernels leave it an
-// error), and opened again through it.
+// 0700 through that descriptor (fchmodat2 AT_EMPTY_PATH from Linux 6.6, its /proc/self/fd name before),
+// and opened again through it.
 func (r *remover) open(dir *openDir, name, p string) (*openDir, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
 	fd, err := unix.Openat(dir.fd, name, flags, 0)
@@ -148,7 +149,10 @@ func (r *remover) open(dir *openDir, name, p string) (*openDir, error) {
 		if err := r.sameMount(pfd, p); err != nil {
 			return nil, err
 		}
-		if unix.Fchmodat(pfd, "", 0o700, unix.AT_EMPTY_PATH) != nil {
+		if unix.Fchmodat(pfd, "", 0o700, unix.AT_EMPTY_PATH) != nil &&
+			// No fchmodat2 (before Linux 6.6, qemu-user): chmod the descriptor's /proc name, which
+			// follows to the very directory checked, never to a path looked up again.
+			unix.Chmod(procPath(pfd), 0o700) != nil {
 			return nil, &os.PathError{Op: "openat", Path: p, Err: err}
 		}
 		chmodded = true
@@ -170,7 +174,10 @@ func (r *remover) sameMount(fd int, p string) error {
 	if err := statx(fd, &st); err != nil {
 		return &os.PathError{Op: "statx", Path: p, Err: err}
 	}
-	if [2]uint32{st.Dev_major, st.Dev_minor} != r.dev || r.hasMnt && st.Mnt_id != r.mnt {
+	// A mount's root says so (STATX_ATTR_MOUNT_ROOT, Linux 5.8 and later): that tells a bind mount of the
+	// same filesystem where the mount id does not (qemu-user's statx).
+	mountRoot := st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	if [2]uint32{st.Dev_major, st.Dev_minor} != r.dev || r.hasMnt && st.Mnt_id != r.mnt || mountRoot {
 		return fmt.Errorf("not removing %s: %w", p, ErrMountPoint)
 	}
 	return nil
