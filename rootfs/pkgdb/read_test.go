@@ -495,8 +495,11 @@ func TestReadLimits(t *testing.T) {
 		}
 		jarBudget = 1<<30 - count.left + 10
 		s, err := Read(synthTree(t, nil, map[string]string{"/a.jar": jar}, nil))
-		if err != nil || len(s.Packages) != 1 || len(s.Unreadable) != 0 {
-			t.Fatalf("read %v, unreadable %q, %v", s.Packages, s.Unreadable, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Packages) != 1 || len(s.Unreadable) != 0 {
+			t.Fatalf("read %v, unreadable %q", s.Packages, s.Unreadable)
 		}
 	})
 
