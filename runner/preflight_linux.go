@@ -56,13 +56,38 @@ func Preflight() error {
 }
 
 func runPreflight() error {
+	out, err := preflightCalls()
+	if err != nil {
+		return err
+	}
+	env := probeEnv()
+	for line := range strings.Lines(out) {
+		// "CALL ok" or "CALL ERRNO-NUMBER"
+		call, res, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if call == "clone" || res != "ok" && res != "" {
+			var n int
+			fmt.Sscan(res, &n)
+			if errno := syscall.Errno(n); call == "clone" || refusal(errno) {
+				return env.explain(call, errno)
+			}
+			// Not a refusal (a kernel that wants something else of the probe's own mounts): libcontainer
+			// may still succeed, and it says why if not.
+			return nil
+		}
+	}
+	return nil
+}
+
+// preflightCalls runs the preflight's child and returns its lines, or "clone ERRNO" when it could not be
+// started in its namespaces.
+func preflightCalls() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("preflight: %w", err)
+		return "", fmt.Errorf("preflight: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "slimoci-preflight-")
 	if err != nil {
-		return fmt.Errorf("preflight: %w", err)
+		return "", fmt.Errorf("preflight: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	var out, stderr bytes.Buffer
@@ -76,25 +101,21 @@ func runPreflight() error {
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}},
 		Pdeathsig:   unix.SIGKILL,
 	}
-	env := probeEnv()
 	if err := cmd.Run(); err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
-			return fmt.Errorf("preflight: %w: %s", err, strings.TrimSpace(stderr.String()))
+			return "", fmt.Errorf("preflight: %w: %s", err, strings.TrimSpace(stderr.String()))
 		}
-		return env.explain("unshare", err)
+		var errno syscall.Errno
+		errors.As(err, &errno)
+		return fmt.Sprintf("clone %d\n", int(errno)), nil
 	}
-	for line := range strings.Lines(out.String()) {
-		// "CALL ok" or "CALL ERRNO-NUMBER"
-		call, res, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if res == "ok" || res == "" {
-			continue
-		}
-		var n int
-		fmt.Sscan(res, &n)
-		return env.explain(call, syscall.Errno(n))
-	}
-	return nil
+	return out.String(), nil
+}
+
+// refusal reports an errno by which a seccomp filter, an LSM or the kernel's rules refuse a call.
+func refusal(errno syscall.Errno) bool {
+	return errno == unix.EPERM || errno == unix.EACCES || errno == unix.ENOSYS
 }
 
 // probed is what the parent reads of its own confinement, to tell why a call failed.
@@ -151,12 +172,15 @@ func procSubmount(r io.Reader) string {
 func (p probed) explain(call string, err error) error {
 	var errno syscall.Errno
 	errors.As(err, &errno)
-	refused := errno == unix.EPERM || errno == unix.EACCES || errno == unix.ENOSYS
+	refused := refusal(errno)
 	what := map[string]string{
-		"unshare":     "user namespaces",
+		"clone":       "user namespaces",
+		"unshare":     "unshare",
 		"sethostname": "sethostname",
 		"mount":       "mount",
 		"proc":        "mounting a procfs",
+		"pivot_root":  "pivot_root",
+		"umount2":     "umount2",
 	}[call]
 	switch {
 	case call == "proc" && p.masked != "":
@@ -165,14 +189,15 @@ func (p probed) explain(call string, err error) error {
 		return confined("slimoci runs inside a container whose seccomp profile refuses %s, which its sandbox needs: %s", what, fixSeccomp)
 	case refused && p.apparmor != "":
 		return confined("the AppArmor profile %s refuses %s, which slimoci's sandbox needs: run it with --security-opt apparmor=unconfined (Kubernetes: appArmorProfile type Unconfined)", p.apparmor, what)
-	case call == "unshare":
+	case call == "clone":
 		return confined("this machine refuses an unprivileged user namespace (%v): check sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone, or run slimoci as root", err)
 	}
 	return confined("slimoci cannot make its sandbox here: %s in a user namespace failed: %v", what, err)
 }
 
 // preflightChild is Init's other job: in new user, mount, UTS and PID namespaces, try what libcontainer's
-// init will do and print each call's result, then exit.
+// nsexec and init will do (unshare, sethostname, mounts, a procfs, pivot_root, umount2), print each call's
+// result ("CALL ok" or "CALL ERRNO"), and exit at the first that fails.
 func preflightChild() {
 	dir := os.Getenv(preflightEnv)
 	if dir == "" {
@@ -188,8 +213,15 @@ func preflightChild() {
 		fmt.Printf("%s ok\n", call)
 		return true
 	}
-	_ = try("sethostname", unix.Sethostname([]byte("slimoci-preflight"))) &&
-		try("mount", unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4k")) &&
-		try("proc", unix.Mount("proc", dir, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""))
+	root := dir + "/root"
+	_ = try("unshare", unix.Unshare(unix.CLONE_NEWUTS)) &&
+		try("sethostname", unix.Sethostname([]byte("slimoci-preflight"))) &&
+		try("mount", unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")) &&
+		try("mount", unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=16k")) &&
+		try("mount", os.Mkdir(root, 0o755)) && try("mount", unix.Mount(dir, root, "", unix.MS_BIND, "")) &&
+		try("proc", os.Mkdir(root+"/proc", 0o755)) &&
+		try("proc", unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")) &&
+		try("pivot_root", unix.Chdir(root)) && try("pivot_root", unix.PivotRoot(".", ".")) &&
+		try("umount2", unix.Unmount(".", unix.MNT_DETACH))
 	os.Exit(0)
 }

@@ -8,8 +8,14 @@ import (
 )
 
 // The preflight's child really runs here (this test binary's init dispatches it): in new user, mount, UTS and
-// PID namespaces it sets the hostname and mounts a tmpfs and a procfs, which this machine allows.
+// PID namespaces it unshares, sets the hostname, mounts a tmpfs and a procfs, pivots and unmounts, which this
+// machine allows.
 func TestPreflight(t *testing.T) {
+	out, err := preflightCalls()
+	want := "unshare ok\nsethostname ok\nmount ok\nmount ok\nmount ok\nmount ok\nproc ok\nproc ok\npivot_root ok\npivot_root ok\numount2 ok\n"
+	if err != nil || out != want {
+		t.Fatalf("the preflight's calls: %v\n%s", err, out)
+	}
 	if err := runPreflight(); err != nil {
 		t.Fatalf("preflight on this machine: %v", err)
 	}
@@ -53,9 +59,11 @@ func TestPreflightExplain(t *testing.T) {
 		{"masked proc", probed{masked: "/proc/acpi"}, "proc", eperm, "slimoci runs inside a container whose /proc is masked (/proc/acpi is a mount of its own): run it with --security-opt unmask=ALL"},
 		{"masked proc under seccomp", probed{masked: "/proc/kcore", seccomp: true}, "proc", eperm, "whose /proc is masked"},
 		{"seccomp sethostname", probed{seccomp: true}, "sethostname", eperm, "slimoci runs inside a container whose seccomp profile refuses sethostname, which its sandbox needs: run it with --security-opt seccomp=deploy/seccomp.json"},
-		{"seccomp unshare", probed{seccomp: true}, "unshare", &wrapped{syscall.EPERM}, "seccomp profile refuses user namespaces"},
+		{"seccomp clone", probed{seccomp: true}, "clone", &wrapped{syscall.EPERM}, "seccomp profile refuses user namespaces"},
+		{"seccomp unshare", probed{seccomp: true}, "unshare", eperm, "seccomp profile refuses unshare"},
+		{"seccomp pivot_root", probed{seccomp: true}, "pivot_root", eperm, "seccomp profile refuses pivot_root"},
 		{"apparmor mount", probed{apparmor: "docker-default"}, "mount", eperm, "the AppArmor profile docker-default refuses mount"},
-		{"no user namespaces", probed{}, "unshare", &wrapped{syscall.ENOSPC}, "refuses an unprivileged user namespace"},
+		{"no user namespaces", probed{}, "clone", &wrapped{syscall.ENOSPC}, "refuses an unprivileged user namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.env.explain(tc.call, tc.err)
