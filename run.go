@@ -175,6 +175,13 @@ func openAndUnpack(ctx context.Context, image string, j *JobOptions, p *progress
 	if err != nil {
 		return nil, err
 	}
+	// Rootless (slimoci in a container, a CI runner): a sandbox this process cannot make fails now, in one
+	// line saying which relaxation is missing, before anything is pulled.
+	if os.Geteuid() != 0 {
+		if err := runner.Preflight(); err != nil {
+			return nil, err
+		}
+	}
 	src, err := oci.Open(ctx, ref, j.OCI)
 	if err != nil {
 		return nil, err
