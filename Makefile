@@ -21,10 +21,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/slimoci-sensor ./cmd/slimoci-sensor
 
 # image builds slimoci's own image, $(IMAGE), with podman (deploy/image/Containerfile): both binaries static,
-# CA certificates, user 1000, nothing else. Reproducible: the same checkout gives the same digest.
+# CA certificates, user 1000, nothing else. Multi-platform: $(IMAGE) is a manifest list of $(IMAGE)-amd64 and
+# $(IMAGE)-arm64 (cross compiled, as cross is), exported as an OCI index to $(IMAGE_LAYOUT). Reproducible:
+# the same checkout gives the same digests, the index's included.
 IMAGE ?= localhost/slimoci:latest
+IMAGE_LAYOUT ?= bin/slimoci-image
 image:
-	IMAGE=$(IMAGE) VERSION=$(VERSION) GO=$(GO) deploy/image/build.sh
+	IMAGE=$(IMAGE) LAYOUT=$(IMAGE_LAYOUT) VERSION=$(VERSION) GO=$(GO) deploy/image/build.sh
 
 # image-shell builds $(IMAGE_SHELL): $(IMAGE) plus Debian's static busybox as /bin/sh (docs/ci/shell.Containerfile),
 # for what runs a script: GitLab CI jobs and the Kubernetes fleet. Dated by the last commit, as image is.

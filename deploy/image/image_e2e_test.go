@@ -34,17 +34,24 @@ const (
 	unmasked   = "unmask=ALL"
 )
 
-// `make image` twice gives the same digest; slimoci in that image, as uid 1000 with an unmasked /proc and
+// `make image` twice gives the same digests (the index and both images); the image is a manifest list of
+// linux/amd64 and linux/arm64, exported as an OCI index, whose arm64 binaries are static aarch64 ELF files
+// that run under qemu and say linux/arm64. slimoci in that image, as uid 1000 with an unmasked /proc and
 // seccomp unconfined (the issue's line) or slimoci's deploy/seccomp.json, slims the python sample from a
 // real registry and pushes it; podman runs the pushed slim image and it answers GET / as the fat one. Without
 // either relaxation slimoci fails with its own one line, and never prints libcontainer's logrus warnings.
 func TestE2EImage(t *testing.T) {
 	bed := needBed(t)
 	ctx := context.Background()
-	image := makeImage(t, "a")
-	if again := makeImage(t, "b"); digestOf(t, again) != digestOf(t, image) {
+	image, layoutA := makeImage(t, "a")
+	again, layoutB := makeImage(t, "b")
+	if digestOf(t, again) != digestOf(t, image) {
 		t.Fatalf("two make image runs: %s and %s", digestOf(t, image), digestOf(t, again))
 	}
+	if a, b := indexOf(t, layoutA), indexOf(t, layoutB); a.digest != b.digest || a.platforms["linux/arm64"] != b.platforms["linux/arm64"] {
+		t.Fatalf("two make image runs: index %s (arm64 %s) and %s (arm64 %s)", a.digest, a.platforms["linux/arm64"], b.digest, b.platforms["linux/arm64"])
+	}
+	checkPlatforms(t, image, layoutA)
 	// What the image is: one layer, uid 1000, slimoci as the entrypoint, the OCI labels.
 	out, err := testbed.Run(ctx, "podman", "image", "inspect", "--format",
 		`{{len .RootFS.Layers}} {{.Config.User}} {{json .Config.Entrypoint}} {{index .Labels "org.opencontainers.image.source"}} {{index .Labels "org.opencontainers.image.version"}} {{index .Labels "org.opencontainers.image.licenses"}}`, image)
@@ -107,7 +114,7 @@ func TestE2EImage(t *testing.T) {
 func TestE2EImageDockerConfig(t *testing.T) {
 	bed := needBed(t)
 	ctx := context.Background()
-	image := makeImage(t, "a")
+	image, _ := makeImage(t, "a")
 	reg, err := testbed.StartAuthRegistry("ci", "s3cret")
 	if err != nil {
 		t.Fatal(err)
@@ -163,18 +170,25 @@ func needBed(t *testing.T) *testbed.Bed {
 	return bed
 }
 
-// makeImage runs `make image` with IMAGE e2eImage:tag and returns the image; it is removed when the test ends.
-func makeImage(t *testing.T, tag string) string {
+// makeImage runs `make image` with IMAGE e2eImage:tag and IMAGE_LAYOUT a directory of the test's, and returns
+// the image (a manifest list) and the layout; the list and its two images are removed when the test ends.
+func makeImage(t *testing.T, tag string) (image, layout string) {
 	t.Helper()
-	image := e2eImage + ":" + tag
-	cmd := exec.Command("make", "-C", "../..", "image", "IMAGE="+image)
+	image = e2eImage + ":" + tag
+	layout = filepath.Join(t.TempDir(), "slimoci-image")
+	cmd := exec.Command("make", "-C", "../..", "image", "IMAGE="+image, "IMAGE_LAYOUT="+layout)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { testbed.Run(context.Background(), "podman", "rmi", "-f", image) })
-	return image
+	t.Cleanup(func() {
+		ctx := context.Background()
+		testbed.Run(ctx, "podman", "manifest", "rm", image)
+		testbed.Run(ctx, "podman", "rmi", "-f", image+"-amd64", image+"-arm64")
+	})
+	return image, layout
 }
 
+// digestOf is the digest of image's instance for this host (podman image inspect of a list resolves to it).
 func digestOf(t *testing.T, image string) string {
 	t.Helper()
 	out, err := testbed.Run(context.Background(), "podman", "image", "inspect", "--format", "{{.Digest}}", image)
