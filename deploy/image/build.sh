@@ -79,7 +79,7 @@ build arm64
 
 # IMAGE becomes the list: what held the name before (a list, or a single image from an older build.sh) lets go
 # of it; the images themselves stay until podman image prune, since a running container may use them.
-if podman manifest exists "$image"; then
+if podman manifest exists "$image" 2>/dev/null; then
 	podman manifest rm "$image" >/dev/null
 elif podman image exists "$image"; then
 	podman untag "$image" "$image"
