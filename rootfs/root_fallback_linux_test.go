@@ -13,6 +13,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/slimoci/slimoci/internal/testbed"
+	"github.com/slimoci/slimoci/oci"
 )
 
 // noOpenat2Env set to 1 makes this test binary refuse itself openat2 before any test runs: a seccomp filter
@@ -305,4 +308,52 @@ func TestFallbackReadFile(t *testing.T) {
 		}
 	}
 	s.checkOutside(t)
+}
+
+// BenchmarkUnpackNode unpacks the test bed's node sample with openat2 and with the fallback forced (pathrs-lite,
+// which itself resolves with openat2 where the kernel has it). Run with SLIMOCI_ROOTFS_NO_OPENAT2=1 the
+// fallback is pathrs-lite's userspace walk, as on a kernel without openat2:
+//
+//	go test -run '^$' -bench UnpackNode -benchtime 5x ./rootfs/
+//	SLIMOCI_ROOTFS_NO_OPENAT2=1 go test -run '^$' -bench UnpackNode/fallback -benchtime 5x ./rootfs/
+//
+// Measured on the 2-core test machine, shared (ext4, 32365 entries, medians of 3 runs of 5 unpacks): openat2
+// 24.8 s (23.7 to 29.3), the fallback over openat2 27.9 s (26.5 to 28.6), the userspace walk (no openat2)
+// 28.9 s (26.9 to 29.2): some 15% slower, within the spread of openat2's own runs.
+func BenchmarkUnpackNode(b *testing.B) {
+	bed, reason := testbed.Find()
+	if bed == nil {
+		b.Skip(reason)
+	}
+	ctx := context.Background()
+	src, err := oci.Open(ctx, oci.Reference{Transport: oci.Layout, Path: bed.Layout("node"), Tag: "latest"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	for _, mode := range []string{"openat2", "fallback"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode == "openat2" && useFallback() {
+				b.Skip("no openat2 here")
+			}
+			forceFallback.Store(mode == "fallback")
+			defer forceFallback.Store(false)
+			parent := b.TempDir()
+			files := 0
+			for i := range b.N {
+				dir := filepath.Join(parent, fmt.Sprint(i))
+				tree, err := Unpack(ctx, src.Image, dir, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				files = tree.Index.Len()
+				if err := RemoveTree(dir); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(files), "entries")
+		})
+	}
 }
