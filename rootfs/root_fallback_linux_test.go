@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,11 +24,14 @@ import (
 // tests exercise, pathrs-lite's userspace walk included (it too sees openat2 missing), not a mock of it.
 const noOpenat2Env = "SLIMOCI_ROOTFS_NO_OPENAT2"
 
+// noSeccompExit is the test binary's exit code when it could not install that filter.
+const noSeccompExit = 3
+
 func TestMain(m *testing.M) {
 	if os.Getenv(noOpenat2Env) == "1" {
 		if err := denyOpenat2(); err != nil {
 			fmt.Fprintln(os.Stderr, "refusing openat2:", err)
-			os.Exit(2)
+			os.Exit(noSeccompExit)
 		}
 	}
 	os.Exit(m.Run())
@@ -70,6 +74,9 @@ func TestWithoutOpenat2(t *testing.T) {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), noOpenat2Env+"=1")
 	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == noSeccompExit {
+		t.Skipf("this machine lets no process install a seccomp filter (in a container whose profile refuses seccomp?): %s", bytes.TrimSpace(out))
+	}
 	if err != nil {
 		t.Fatalf("the tests without openat2 failed: %v\n%s", err, failures(out))
 	}
