@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,24 +241,9 @@ func startE2E(t *testing.T, image string) *e2e {
 // checkSummary checks a build's JSON summary and that the registry has the slim image it names.
 func (e *e2e) checkSummary(t *testing.T, b []byte) string {
 	t.Helper()
-	var sum struct {
-		Image        string   `json:"image"`
-		Digest       string   `json:"digest"`
-		Destinations []string `json:"destinations"`
-		Verified     bool     `json:"verified"`
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatalf("the summary is not JSON: %v\n%s", err, b)
-	}
-	if !sum.Verified || len(sum.Destinations) != 1 || sum.Destinations[0] != "docker://"+e.slim || !strings.HasPrefix(sum.Digest, "sha256:") {
-		t.Errorf("summary: verified %v, destinations %v, digest %q: want %s, verified", sum.Verified, sum.Destinations, sum.Digest, e.slim)
-	}
-	out, err := testbed.Skopeo(e.ctx, "inspect", "--tls-verify=false", "--creds", user+":"+password, "--format", "{{.Digest}}", "docker://"+e.slim)
+	sum, err := testbed.CheckPushed(e.ctx, b, e.slim, user+":"+password)
 	if err != nil {
-		t.Fatalf("the slim image is not in the registry: %v", err)
-	}
-	if got := strings.TrimSpace(string(out)); got != sum.Digest {
-		t.Errorf("the registry's %s is %s, the summary says %s", e.slim, got, sum.Digest)
+		t.Fatal(err)
 	}
 	return sum.Digest
 }
@@ -337,9 +325,13 @@ func TestE2EGitHubActions(t *testing.T) {
 	}
 }
 
-// TestE2EGitLabCI runs the slim job's script as a GitLab runner's docker executor on podman would: the job's
-// image (slimoci's with a shell, entrypoint cleared) with the runner's security_opt, the project directory
-// mounted, each line in one sh -e, the variables expanded by GitLab first.
+// runnerSecurityOpt is what the README tells a GitLab runner's admin to set: [runners.docker] security_opt.
+var runnerSecurityOpt = []string{"seccomp=unconfined", "unmask=ALL"}
+
+// TestE2EGitLabCI runs the slim job's script as a GitLab runner's docker executor on podman's socket would:
+// through podman's Docker-compatible API, the job's image (slimoci's with a shell, entrypoint cleared) with
+// the runner's security_opt, the project directory mounted, the lines in one sh -e, the variables expanded
+// by GitLab first.
 func TestE2EGitLabCI(t *testing.T) {
 	const slimociShell = "localhost/slimoci:shell"
 	e := startE2E(t, slimociShell)
@@ -369,17 +361,26 @@ func TestE2EGitLabCI(t *testing.T) {
 	for k, v := range job.Variables {
 		vars[k] = os.Expand(v, func(n string) string { return ci[n] })
 	}
-	args := []string{"run", "--rm", "--network", "host",
-		// The runner admin's security_opt ([runners.docker] in config.toml).
-		"--security-opt", "seccomp=unconfined", "--security-opt", "unmask=ALL",
-		"-v", project + ":/builds/project", "-w", "/builds/project", "--entrypoint", ""}
+	var env []string
 	for k, v := range vars {
-		args = append(args, "-e", k+"="+v)
+		env = append(env, k+"="+v)
 	}
 	image := os.Expand(job.Image.(map[string]any)["name"].(string), func(n string) string { return vars[n] })
-	args = append(args, image, "/bin/sh", "-ec", strings.Join(job.Script, "\n"))
-	if out, err := exec.CommandContext(e.ctx, "podman", args...).CombinedOutput(); err != nil {
-		t.Fatalf("the slim job's script: %v\n%s", err, out)
+	// The container as the runner's docker executor asks for it through the Docker API, here podman's.
+	create := map[string]any{
+		"Image":      image,
+		"Entrypoint": []string{""}, // the job's image: entrypoint: [""]
+		"Cmd":        []string{"/bin/sh", "-ec", strings.Join(job.Script, "\n")},
+		"Env":        env,
+		"WorkingDir": "/builds/project",
+		"HostConfig": map[string]any{
+			"Binds":       []string{project + ":/builds/project"},
+			"NetworkMode": "host", // the test registry is on the host's loopback
+			"SecurityOpt": runnerSecurityOpt,
+		},
+	}
+	if code, logs := runDockerAPI(t, e, create); code != 0 {
+		t.Fatalf("the slim job's script exited %d:\n%s", code, logs)
 	}
 	sum, err := os.ReadFile(filepath.Join(project, "slimoci.json"))
 	if err != nil {
@@ -398,4 +399,88 @@ func TestE2EGitLabCI(t *testing.T) {
 			t.Errorf("artifact %s: %v", a, err)
 		}
 	}
+
+	// On a runner without unmask=ALL the API masks /proc, and the job fails saying what the runner lacks.
+	if err := os.RemoveAll(filepath.Join(project, "slimoci-state")); err != nil {
+		t.Fatal(err)
+	}
+	create["HostConfig"].(map[string]any)["SecurityOpt"] = []string{"seccomp=unconfined"}
+	if code, logs := runDockerAPI(t, e, create); code == 0 || !strings.Contains(logs, "unmask=ALL") {
+		t.Errorf("without unmask=ALL: exit %d, logs:\n%s\nwant a failure naming unmask=ALL", code, logs)
+	}
+}
+
+// runDockerAPI runs a container through podman's Docker-compatible API, as a docker executor does: create,
+// start, wait, logs. It starts `podman system service` on a socket of its own and stops it at the end.
+func runDockerAPI(t *testing.T, e *e2e, create map[string]any) (int, string) {
+	t.Helper()
+	sock := filepath.Join(e.tmp, "podman.sock")
+	svc := exec.Command("podman", "system", "service", "--time=0", "unix://"+sock)
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { svc.Process.Kill(); svc.Wait() }()
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	call := func(method, path string, body any, out any) {
+		t.Helper()
+		var r io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(e.ctx, method, "http://podman/v1.41"+path, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
+		}
+		if out != nil {
+			if err := json.Unmarshal(b, out); err != nil {
+				t.Fatalf("%s %s: %v: %s", method, path, err, b)
+			}
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("podman system service did not listen in 15 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var created struct{ Id string }
+	call("POST", "/containers/create", create, &created)
+	defer call("DELETE", "/containers/"+created.Id+"?force=1", nil, nil)
+	call("POST", "/containers/"+created.Id+"/start", nil, nil)
+	var waited struct{ StatusCode int }
+	call("POST", "/containers/"+created.Id+"/wait", nil, &waited)
+	req, err := http.NewRequestWithContext(e.ctx, "GET", "http://podman/v1.41/containers/"+created.Id+"/logs?stdout=1&stderr=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return waited.StatusCode, string(logs)
 }
