@@ -45,7 +45,7 @@ host=$("$go" env GOHOSTARCH)
 for arch in amd64 arm64; do
 	cc[$arch]=${triple[$arch]}-gcc pkgconfig[$arch]=/usr/lib/${triple[$arch]}/pkgconfig:/usr/share/pkgconfig
 done
-cc[$host]=gcc pkgconfig[$host]=${PKG_CONFIG_LIBDIR:-}
+cc[$host]=gcc pkgconfig[$host]=${PKG_CONFIG_LIBDIR:-$(pkg-config --variable pc_path pkg-config)}
 flags=(-trimpath -buildvcs=false)
 build() { # build ARCH: the context $ctx/ARCH, then the image IMAGE-ARCH
 	local arch=$1 dir=$ctx/$1
