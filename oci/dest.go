@@ -235,20 +235,32 @@ func putImage(ctx context.Context, s blobSink, img v1.Image, jobs int, p *writeP
 	if err := putBytes(s, cfgName, cfg, p); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("config: %w", err)
 	}
-	raw, err := img.RawManifest()
+	return putManifest(s, img, "manifest", p)
+}
+
+// manifested is what an image and an index share: a manifest, its digest and its media type.
+type manifested interface {
+	RawManifest() ([]byte, error)
+	Digest() (v1.Hash, error)
+	MediaType() (types.MediaType, error)
+}
+
+// putManifest writes m's manifest into s (what names it in errors) and returns its descriptor.
+func putManifest(s blobSink, m manifested, what string, p *writeProgress) (v1.Descriptor, error) {
+	raw, err := m.RawManifest()
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	digest, err := img.Digest()
+	digest, err := m.Digest()
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	mt, err := img.MediaType()
+	mt, err := m.MediaType()
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
 	if err := putBytes(s, digest, raw, p); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("manifest: %w", err)
+		return v1.Descriptor{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: digest}, nil
 }

@@ -56,22 +56,7 @@ func (c indexContent) put(ctx context.Context, s blobSink, jobs int, p *writePro
 			return v1.Descriptor{}, err
 		}
 	}
-	raw, err := c.RawManifest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	digest, err := c.Digest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	mt, err := c.MediaType()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	if err := putBytes(s, digest, raw, p); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("index: %w", err)
-	}
-	return v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: digest}, nil
+	return putManifest(s, c.ImageIndex, "index", p)
 }
 
 func (c indexContent) size() int64 {
