@@ -190,7 +190,6 @@ func (bo *BuildOptions) buildIndex(ctx context.Context, image string, pp *platfo
 		res.FatBytes += one.res.FatBytes
 		res.SlimBytes += one.res.SlimBytes
 		res.CompressedBytes += one.res.CompressedBytes
-		res.Verified = one.res.Verified || bo.NoVerify
 		for _, w := range one.res.Warnings {
 			res.Warnings = append(res.Warnings, plat.String()+": "+w)
 		}
@@ -208,9 +207,8 @@ func (bo *BuildOptions) buildIndex(ctx context.Context, image string, pp *platfo
 		return res, fmt.Errorf("the slim index's digest: %w", err)
 	}
 	res.Digest = d.String()
-	for _, b := range built {
-		res.Verified = res.Verified && b.res.Verified
-	}
+	// The index is verified when each of its images is.
+	res.Verified = !slices.ContainsFunc(built, func(b *oneBuild) bool { return !b.res.Verified })
 	if err := bo.deliver(ctx, res, ref, nil, idx, built, p); err != nil {
 		return res, err
 	}
